@@ -1,0 +1,258 @@
+/*
+ * stack.c: fiber stacks: mmap'd, guard page below, pooled per size class.
+ *
+ * Model: stacks come in power-of-two size classes (16 KiB .. 2 MiB). Each
+ * class carves slots out of large chunks: one mmap(MAP_NORESERVE) holding n
+ * slots of [guard page | usable bytes], n doubling per chunk up to 4096. The
+ * guard page of a slot is installed when the slot is first carved, with
+ * madvise(MADV_GUARD_INSTALL) (Linux 6.13+), which leaves the chunk one
+ * memory map entry. On older kernels it falls back to mprotect(PROT_NONE),
+ * which costs two map entries per slot, so vm.max_map_count (65530 by
+ * default) caps live stacks near 32k there; hitting it is an -ENOMEM that
+ * names the sysctl. Stacks larger than the largest class get a mapping of
+ * their own.
+ * Freed stacks go to the freeing worker's cache (SP__STACK_CACHE per class,
+ * no lock), overflowing half of it to the pool's free array (pool lock).
+ * Pages a fiber touched stay resident while pooled: reuse is then free of
+ * page faults, which is what spawn-heavy programs want.
+ *
+ * Invariants:
+ *   K1  A slot is either carved-and-in-use, in exactly one cache or free
+ *       array, or not yet carved.
+ *   K2  Every carved slot has its guard page installed before first use.
+ *   K3  A stack entering a cache or free array has no ASan poison left
+ *       (stale redzones would give false reports on reuse; BUILD-NOTES P14).
+ * Locks: pool.lock (leaf; no other lock is taken under it).
+ * Rejected: one mmap per stack (one map entry per stack plus a syscall per
+ * spawn); returning pooled pages with MADV_DONTNEED on every free (a
+ * syscall per fiber exit; the pool is freed at runtime destroy instead).
+ */
+#define _GNU_SOURCE
+#include "arch/stack.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch/context.h"
+
+#ifdef SP_HAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#ifdef USE_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; Debian 12's headers lack it */
+#endif
+
+#define PAGE ((size_t)4096)
+#define CLASS_MIN ((size_t)16 * 1024)
+#define CHUNK_SLOTS_MIN 8
+#define CHUNK_SLOTS_MAX 4096
+
+enum { GUARD_UNPROBED, GUARD_MADVISE, GUARD_MPROTECT };
+
+struct sp__stack_chunk {
+  struct sp__stack_chunk *next;
+  char *base;
+  size_t len, stride, nslots, carved;
+};
+
+static int class_of(size_t size) {
+  size_t c = CLASS_MIN;
+  for (int k = 0; k < SP__STACK_CLASSES; k++, c <<= 1)
+    if (size <= c) return k;
+  return -1;
+}
+
+static size_t class_size(int k) { return CLASS_MIN << k; }
+
+void sp__stack_pool_init(sp__stack_pool_t *p) {
+  memset(p, 0, sizeof *p);
+  pthread_mutex_init(&p->lock, NULL);
+  for (int k = 0; k < SP__STACK_CLASSES; k++) p->next_chunk_slots[k] = CHUNK_SLOTS_MIN;
+}
+
+void sp__stack_pool_destroy(sp__stack_pool_t *p) {
+  struct sp__stack_chunk *c = p->chunks;
+  while (c) {
+    struct sp__stack_chunk *next = c->next;
+    UNPOISON(c->base, c->len);
+    munmap(c->base, c->len);
+    free(c);
+    c = next;
+  }
+  for (int k = 0; k < SP__STACK_CLASSES; k++) free(p->free[k]);
+  pthread_mutex_destroy(&p->lock);
+  memset(p, 0, sizeof *p);
+}
+
+/* Installs the guard page at g (K2); probes the mechanism once.
+ * Runs on: any thread. Locks: caller holds pool.lock. Switches: no. */
+static int install_guard(sp__stack_pool_t *p, char *g, const char **why) {
+  if (p->guard_mode != GUARD_MPROTECT) {
+    if (madvise(g, PAGE, MADV_GUARD_INSTALL) == 0) {
+      p->guard_mode = GUARD_MADVISE;
+      return 0;
+    }
+    if (p->guard_mode == GUARD_MADVISE) {
+      *why = "madvise(MADV_GUARD_INSTALL) failed";
+      return -ENOMEM;
+    }
+    p->guard_mode = GUARD_MPROTECT; /* kernel before 6.13: EINVAL */
+  }
+  if (mprotect(g, PAGE, PROT_NONE) == 0) return 0;
+  *why = "mprotect of a guard page failed: memory map entries exhausted "
+         "(vm.max_map_count; kernels >= 6.13 avoid this with MADV_GUARD_INSTALL)";
+  return -ENOMEM;
+}
+
+/* Maps a new chunk for class k. Locks: caller holds pool.lock. */
+static struct sp__stack_chunk *new_chunk(sp__stack_pool_t *p, int k, const char **why) {
+  size_t stride = class_size(k) + PAGE;
+  size_t n = p->next_chunk_slots[k];
+  struct sp__stack_chunk *c = malloc(sizeof *c);
+  if (!c) {
+    *why = "malloc of a stack chunk header failed";
+    return NULL;
+  }
+  void *base = MAP_FAILED;
+  while (n >= 1) { /* shrink the request if the address space is tight */
+    base = mmap(NULL, n * stride, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base != MAP_FAILED) break;
+    n /= 2;
+  }
+  if (base == MAP_FAILED) {
+    free(c);
+    *why = errno == ENOMEM ? "mmap of fiber stacks failed: address space, "
+                             "RLIMIT_AS or vm.max_map_count exhausted"
+                           : "mmap of fiber stacks failed";
+    return NULL;
+  }
+  c->base = base;
+  c->len = n * stride;
+  c->stride = stride;
+  c->nslots = n;
+  c->carved = 0;
+  c->next = p->chunks;
+  p->chunks = c;
+  if (p->next_chunk_slots[k] < CHUNK_SLOTS_MAX) p->next_chunk_slots[k] *= 2;
+  return c;
+}
+
+/* Carves a fresh slot of class k. Locks: caller holds pool.lock. */
+static int carve(sp__stack_pool_t *p, int k, void **lo, const char **why) {
+  struct sp__stack_chunk *c = p->carve[k];
+  if (!c || c->carved == c->nslots) {
+    c = new_chunk(p, k, why);
+    if (!c) return -ENOMEM;
+    p->carve[k] = c;
+  }
+  char *slot = c->base + c->carved * c->stride;
+  int rc = install_guard(p, slot, why);
+  if (rc < 0) return rc;
+  c->carved++;
+  *lo = slot + PAGE;
+#ifdef USE_VALGRIND
+  VALGRIND_STACK_REGISTER(*lo, (char *)*lo + class_size(k));
+#endif
+  __atomic_fetch_add(&p->mapped, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+static int alloc_large(sp__stack_pool_t *p, size_t size, sp__stack_t *out, const char **why) {
+  size = (size + PAGE - 1) & ~(PAGE - 1);
+  char *base = mmap(NULL, size + PAGE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) {
+    *why = "mmap of a large fiber stack failed";
+    return -ENOMEM;
+  }
+  pthread_mutex_lock(&p->lock);
+  int rc = install_guard(p, base, why);
+  pthread_mutex_unlock(&p->lock);
+  if (rc < 0) {
+    munmap(base, size + PAGE);
+    return rc;
+  }
+  out->lo = base + PAGE;
+  out->size = size;
+  __atomic_fetch_add(&p->mapped, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
+                    sp__stack_t *out, const char **why) {
+  int k = class_of(size);
+  int rc = 0;
+  if (k < 0) {
+    rc = alloc_large(p, size, out, why);
+  } else if (cache && cache->n[k] > 0) {
+    out->lo = cache->slot[k][--cache->n[k]];
+    out->size = class_size(k);
+  } else {
+    pthread_mutex_lock(&p->lock);
+    if (p->nfree[k] > 0) {
+      out->lo = p->free[k][--p->nfree[k]];
+      /* refill the cache by half while we hold the lock */
+      while (cache && p->nfree[k] > 0 && cache->n[k] < SP__STACK_CACHE / 2)
+        cache->slot[k][cache->n[k]++] = p->free[k][--p->nfree[k]];
+    } else {
+      rc = carve(p, k, &out->lo, why);
+    }
+    pthread_mutex_unlock(&p->lock);
+    out->size = class_size(k);
+  }
+  if (rc == 0) __atomic_fetch_add(&p->in_use, 1, __ATOMIC_RELAXED);
+  return rc;
+}
+
+/* Appends lo to the free array of class k. Locks: caller holds pool.lock. */
+static void push_free(sp__stack_pool_t *p, int k, void *lo) {
+  if (p->nfree[k] == p->capfree[k]) {
+    size_t cap = p->capfree[k] ? p->capfree[k] * 2 : 64;
+    void **a = realloc(p->free[k], cap * sizeof *a);
+    if (!a) return; /* keep the slot carved but unused: memory, not safety */
+    p->free[k] = a;
+    p->capfree[k] = cap;
+  }
+  p->free[k][p->nfree[k]++] = lo;
+}
+
+void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s) {
+  UNPOISON(s.lo, s.size); /* K3 */
+  __atomic_fetch_sub(&p->in_use, 1, __ATOMIC_RELAXED);
+  int k = class_of(s.size);
+  if (k < 0 || class_size(k) != s.size) {
+#ifdef USE_VALGRIND
+    /* large stacks are not registered with valgrind */
+#endif
+    munmap((char *)s.lo - PAGE, s.size + PAGE);
+    __atomic_fetch_sub(&p->mapped, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  if (cache && cache->n[k] < SP__STACK_CACHE) {
+    cache->slot[k][cache->n[k]++] = s.lo;
+    return;
+  }
+  pthread_mutex_lock(&p->lock);
+  push_free(p, k, s.lo);
+  while (cache && cache->n[k] > SP__STACK_CACHE / 2) push_free(p, k, cache->slot[k][--cache->n[k]]);
+  pthread_mutex_unlock(&p->lock);
+}
+
+void sp__stack_cache_drain(sp__stack_pool_t *p, sp__stack_cache_t *cache) {
+  pthread_mutex_lock(&p->lock);
+  for (int k = 0; k < SP__STACK_CLASSES; k++)
+    while (cache->n[k] > 0) push_free(p, k, cache->slot[k][--cache->n[k]]);
+  pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,199 @@
+/*
+ * core.h: the runtime's internal types, shared by the files of runtime/.
+ *
+ * Objects and owners:
+ *   sp_runtime   one per sp_runtime_create; owns workers, the injection
+ *                queue, the idle list, the stack pool and the fiber pool.
+ *   sp__worker   one per worker thread; its fields are written only by its
+ *                own thread unless marked (shared: ...).
+ *   sp_fiber     pooled control block; lives until the runtime is destroyed,
+ *                so a stale handle can be detected by id (F4 in fiber.c).
+ *
+ * Fiber states (f->state, atomic; the transitions are in sched.c and park.c):
+ *   RUNNABLE  on exactly one queue (runq, runnext, inbox or injection),
+ *             or handed directly to a worker that is about to run it.
+ *   RUNNING   a worker is executing it.
+ *   PARKING   it armed a park and may still be running on its stack.
+ *   WOKEN     woken while PARKING; whoever finishes its switch-out queues it.
+ *   PARKED    switched out and waiting; the waker queues it.
+ *   DONE      returned; stack released; waiting to be joined or freed.
+ */
+#ifndef SP_RUNTIME_CORE_H
+#define SP_RUNTIME_CORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arch/context.h"
+#include "arch/stack.h"
+#include "runtime/sp_runtime.h"
+#include "runtime/timer.h"
+
+#ifndef SP_RUNQ_CAP
+#define SP_RUNQ_CAP 256 /* power of two; tests build with 4 */
+#endif
+#define SP__FIBER_CACHE 64 /* free fiber blocks a worker keeps */
+#define SP__GLOBAL_EVERY 61 /* ticks between injection-queue checks */
+
+enum sp__fstate { F_RUNNABLE = 1, F_RUNNING, F_PARKING, F_WOKEN, F_PARKED, F_DONE };
+
+/* Values of f->joiner besides a parker pointer. */
+#define SP__JOIN_DONE ((void *)1)
+#define SP__JOIN_DETACHED ((void *)2)
+
+struct sp_fiber {
+  sp__ctx_t ctx;
+  struct sp_fiber *next;   /* link on one queue (guarded by that queue) */
+  uint32_t state;          /* enum sp__fstate, atomic */
+  uint32_t token;          /* park token, atomic: odd = armed (park.c P1) */
+  uint64_t id;             /* atomic; 0 while in the free pool */
+  struct sp_runtime *rt;
+  sp_fn_t fn;
+  void *arg;
+  void *result;
+  void *joiner;            /* atomic: NULL, sp__parker_t*, JOIN_DONE, JOIN_DETACHED */
+  uint32_t join_handoff;   /* atomic: finisher is done with the joiner's parker */
+  sp__stack_t stack;
+  void **fls;              /* SP_KEYS_MAX values, allocated on first set */
+  int pinned;              /* worker index while pinned, else -1 */
+  int last_worker;         /* worker it last ran on */
+  const char *file;        /* spawn site */
+  int line;
+  char name[SP_NAME_MAX + 1];
+};
+
+/* What the context resumed next must do with the one that switched out. */
+enum sp__action { ACT_NONE, ACT_YIELD, ACT_PARK, ACT_EXIT };
+
+typedef struct sp__stats_w {
+  uint64_t spawned, switches, steals, parks, wakeups;
+} sp__stats_w_t;
+
+typedef struct sp__worker {
+  struct sp_runtime *rt;
+  int index;
+  pthread_t thread;
+  sp__ctx_t sched;            /* the worker thread's own stack (scheduler loop) */
+  struct sp_fiber *cur;       /* fiber running now; NULL in the scheduler */
+  struct sp_fiber *prev;      /* switched out, action pending (sched.c S2) */
+  enum sp__action prev_action;
+  uint32_t tick;
+  uint64_t rng;
+  bool spinning;
+
+  /* run queue (runq.c); head/tail/buf/runnext shared with stealers */
+  uint32_t head __attribute__((aligned(64)));
+  uint32_t tail __attribute__((aligned(64)));
+  struct sp_fiber *runnext;
+  struct sp_fiber *buf[SP_RUNQ_CAP];
+
+  /* inbox: pinned and migrated fibers pushed by others (shared: inbox_lock) */
+  pthread_mutex_t inbox_lock __attribute__((aligned(64)));
+  struct sp_fiber *inbox_head, *inbox_tail;
+  uint32_t inbox_n; /* atomic mirror for lock-free emptiness checks */
+
+  /* sleeping (shared: the idle list under rt->idle_lock) */
+  uint32_t sleep;  /* futex word: 1 asleep in the idle list, 0 awake */
+  bool in_idle;    /* guarded by rt->idle_lock */
+
+  sp__timer_heap_t timers; /* shared: its own lock */
+  sp__stack_cache_t stacks;
+  struct sp_fiber *fcache[SP__FIBER_CACHE];
+  int nfcache;
+  sp__stats_w_t stats; /* written by the owner, read relaxed by anyone */
+} sp__worker_t;
+
+struct sp_runtime {
+  sp_config_t cfg;
+  int nworkers;
+  sp__worker_t *workers;
+
+  /* injection queue: spawns from foreign threads and runq overflow */
+  pthread_mutex_t inject_lock;
+  struct sp_fiber *inject_head, *inject_tail;
+  uint32_t inject_n; /* atomic mirror */
+
+  /* idle workers (sched.c S4) */
+  pthread_mutex_t idle_lock;
+  int *idle;        /* stack of sleeping worker indices */
+  int nidle_list;   /* guarded by idle_lock */
+  int nidle;        /* atomic mirror */
+  int nspinning;    /* atomic */
+
+  /* lifetime */
+  uint64_t live;     /* atomic: fibers not DONE */
+  uint64_t next_id;  /* atomic */
+  int stopping;      /* atomic: shutdown begun; spawn refused */
+  int stop;          /* atomic: workers exit their loops */
+  int stopped;       /* workers joined */
+  pthread_mutex_t done_lock;
+  pthread_cond_t done_cond; /* signalled when live drops to 0 */
+  int started;       /* atomic: workers that reached their loop */
+
+  /* pools */
+  sp__stack_pool_t stacks;
+  pthread_mutex_t fpool_lock;
+  struct sp_fiber *fpool;   /* free fiber blocks (linked by next) */
+  void **fslabs;            /* every slab, for teardown */
+  size_t nfslabs, capfslabs;
+
+  /* fiber-local storage keys */
+  int nkeys; /* atomic */
+  void (*key_dtor[SP_KEYS_MAX])(void *);
+};
+
+/* ---- worker access (sched.c) ----------------------------------------- */
+
+/* The worker running the caller, or NULL on a foreign thread. Not
+ * inlinable: call it again after every switch point (errno/TLS rule). */
+sp__worker_t *sp__self(void) __attribute__((noinline));
+
+/* Switches the current fiber out with action; returns when it is resumed.
+ * Runs on: a fiber. Switches: yes. */
+void sp__switch_out(enum sp__action action);
+
+/* Makes a PARKED or WOKEN-pending fiber runnable (park.c calls it).
+ * Runs on: any thread. Switches: no. */
+void sp__make_runnable(struct sp_fiber *f);
+
+/* Queues a RUNNABLE fiber where it should run next. Runs on: any thread. */
+void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, bool runnext);
+
+/* Prepares a fresh context on f->stack that runs the fiber body. */
+void sp__fiber_prepare(struct sp_fiber *f);
+void sp__fiber_run_body(struct sp_fiber *f);
+
+/* Starts and stops the worker threads (sched.c). */
+int sp__workers_start(struct sp_runtime *rt);
+void sp__workers_stop(struct sp_runtime *rt);
+
+/* ---- run queues (runq.c) ---------------------------------------------- */
+void sp__runq_push(sp__worker_t *w, struct sp_fiber *f);
+struct sp_fiber *sp__runq_pop(sp__worker_t *w);
+struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim);
+bool sp__runq_empty(const sp__worker_t *w);
+void sp__inject_push(struct sp_runtime *rt, struct sp_fiber *head, struct sp_fiber *tail, uint32_t n);
+struct sp_fiber *sp__inject_pop(struct sp_runtime *rt, sp__worker_t *w);
+void sp__inbox_push(sp__worker_t *w, struct sp_fiber *f);
+struct sp_fiber *sp__inbox_pop(sp__worker_t *w);
+
+/* ---- fibers (fiber.c) ------------------------------------------------- */
+/* Called by the context resumed after a fiber returned: releases its
+ * stack, publishes DONE, wakes the joiner. Runs on: any worker. */
+void sp__fiber_finish(sp__worker_t *w, struct sp_fiber *f);
+void sp__fiber_pool_destroy(struct sp_runtime *rt);
+
+/* ---- misc -------------------------------------------------------------- */
+__attribute__((noreturn, format(printf, 1, 2))) void sp__panic(const char *fmt, ...);
+/* Debug-mode report naming the calling fiber: "spindle: fiber 7 "x": ...". */
+__attribute__((format(printf, 2, 3))) void sp__debugf(struct sp_runtime *rt, const char *fmt, ...);
+int sp__cpu_count(void);
+int sp__futex_wait(uint32_t *addr, uint32_t val, int64_t deadline);
+void sp__futex_wake(uint32_t *addr, int n);
+
+static inline void sp__stat_inc(uint64_t *c) {
+  __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+#endif /* SP_RUNTIME_CORE_H */

@@ -1,0 +1,351 @@
+/*
+ * fiber.c: fiber lifecycle: spawn, run, finish, join, detach; yield,
+ * sleep, pinning, identity and fiber-local storage.
+ *
+ * Model: a fiber is a pooled control block plus a pooled stack. The stack
+ * is released as soon as the fiber returns (by the context resumed after
+ * it, sched.c S2); the block lives on until the fiber is joined, or at once
+ * if it was detached. Blocks are never freed before the runtime, so a stale
+ * handle is detected by comparing ids.
+ * Invariants:
+ *   F1  f->joiner moves NULL -> parker (a join waits) -> JOIN_DONE, or
+ *       NULL -> JOIN_DONE (finished first), or NULL -> JOIN_DETACHED. The
+ *       exiting side swaps in JOIN_DONE; whoever sees the other's mark
+ *       second frees the block, so it is freed exactly once.
+ *   F2  f->result is written before JOIN_DONE is published (release) and
+ *       read after it is observed (acquire).
+ *   F3  rt->live counts fibers spawned and not yet finished.
+ *   F4  f->id != 0 exactly while the block is in use; handles carry the id.
+ *   F5  A joiner whose deadline fired after the finisher took its parker
+ *       waits for f->join_handoff before its parker (on its stack) dies:
+ *       the finisher may still be reading it. The window is a few
+ *       instructions, so the wait is a sched_yield loop.
+ * Locks: fpool_lock (leaf) on a cache miss or overflow.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/core.h"
+#include "runtime/park.h"
+
+#define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
+#define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
+#define SLAB 64
+
+/* ---- the block pool ---------------------------------------------------- */
+
+/* Allocates a slab of blocks into the pool. Locks: caller holds fpool_lock. */
+static int grow_pool(struct sp_runtime *rt) {
+  if (rt->nfslabs == rt->capfslabs) {
+    size_t cap = rt->capfslabs ? rt->capfslabs * 2 : 16;
+    void **a = realloc(rt->fslabs, cap * sizeof *a);
+    if (!a) return -ENOMEM;
+    rt->fslabs = a;
+    rt->capfslabs = cap;
+  }
+  struct sp_fiber *slab = aligned_alloc(64, SLAB * sizeof *slab);
+  if (!slab) return -ENOMEM;
+  memset(slab, 0, SLAB * sizeof *slab);
+  rt->fslabs[rt->nfslabs++] = slab;
+  for (int i = 0; i < SLAB; i++) {
+    slab[i].next = rt->fpool;
+    rt->fpool = &slab[i];
+  }
+  return 0;
+}
+
+static struct sp_fiber *block_get(struct sp_runtime *rt, sp__worker_t *w) {
+  if (w && w->nfcache > 0) return w->fcache[--w->nfcache];
+  pthread_mutex_lock(&rt->fpool_lock);
+  struct sp_fiber *f = NULL;
+  if (rt->fpool || grow_pool(rt) == 0) {
+    f = rt->fpool;
+    rt->fpool = f->next;
+    while (w && rt->fpool && w->nfcache < SP__FIBER_CACHE / 2) {
+      w->fcache[w->nfcache++] = rt->fpool;
+      rt->fpool = rt->fpool->next;
+    }
+  }
+  pthread_mutex_unlock(&rt->fpool_lock);
+  return f;
+}
+
+static void block_put(struct sp_runtime *rt, struct sp_fiber *f) {
+  STORE(&f->id, 0, RELEASE); /* F4 */
+  free(f->fls);
+  f->fls = NULL;
+  sp__worker_t *w = sp__self();
+  if (w && w->rt == rt && w->nfcache < SP__FIBER_CACHE) {
+    w->fcache[w->nfcache++] = f;
+    return;
+  }
+  pthread_mutex_lock(&rt->fpool_lock);
+  f->next = rt->fpool;
+  rt->fpool = f;
+  pthread_mutex_unlock(&rt->fpool_lock);
+}
+
+void sp__fiber_pool_destroy(struct sp_runtime *rt) {
+  for (size_t i = 0; i < rt->nfslabs; i++) free(rt->fslabs[i]);
+  free(rt->fslabs);
+  rt->fslabs = NULL;
+  rt->nfslabs = rt->capfslabs = 0;
+  rt->fpool = NULL;
+}
+
+/* ---- spawn ------------------------------------------------------------- */
+
+int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
+                const sp_spawn_opts_t *opts, const char *file, int line) {
+  sp__worker_t *w = sp__self();
+  if (!rt) rt = w ? w->rt : NULL;
+  int detached = opts ? opts->detached : 0;
+  if (out) *out = (sp_fiber_t){NULL, 0};
+  if (!rt || !fn || (!detached && !out)) return -EINVAL;
+  size_t size = opts && opts->stack_size ? opts->stack_size : rt->cfg.stack_size;
+  if (size < SP_STACK_MIN || size > SP_STACK_MAX) {
+    sp__debugf(rt, "spawn: stack size %zu outside [%zu, %zu]", size, SP_STACK_MIN, SP_STACK_MAX);
+    return -EINVAL;
+  }
+  if (w && w->rt != rt) w = NULL; /* caches belong to w's own runtime */
+  if (!w && LOAD(&rt->stopping, ACQUIRE)) return -ECANCELED; /* R1 */
+
+  struct sp_fiber *f = block_get(rt, w);
+  if (!f) {
+    sp__debugf(rt, "spawn: out of memory for a fiber block");
+    return -ENOMEM;
+  }
+  const char *why = "unknown";
+  int rc = sp__stack_alloc(&rt->stacks, w ? &w->stacks : NULL, size, &f->stack, &why);
+  if (rc < 0) {
+    sp__debugf(rt, "spawn: no stack of %zu bytes: %s", size, why);
+    block_put(rt, f);
+    return rc;
+  }
+  f->rt = rt;
+  f->fn = fn;
+  f->arg = arg;
+  f->result = NULL;
+  f->joiner = detached ? SP__JOIN_DETACHED : NULL;
+  f->join_handoff = 0;
+  f->fls = NULL;
+  f->pinned = -1;
+  f->last_worker = -1;
+  f->file = file;
+  f->line = line;
+  const char *name = opts && opts->name ? opts->name : "fiber";
+  strncpy(f->name, name, SP_NAME_MAX);
+  f->name[SP_NAME_MAX] = '\0';
+  sp__fiber_prepare(f);
+  uint64_t id = __atomic_add_fetch(&rt->next_id, 1, __ATOMIC_RELAXED);
+  STORE(&f->id, id, RELEASE);
+  STORE(&f->state, F_RUNNABLE, RELAXED);
+  __atomic_fetch_add(&rt->live, 1, __ATOMIC_RELAXED); /* F3 */
+  if (w) sp__stat_inc(&w->stats.spawned);
+  else __atomic_fetch_add(&rt->workers[0].stats.spawned, 1, __ATOMIC_RELAXED);
+  if (out) *out = (sp_fiber_t){f, id};
+  sp__enqueue(rt, f, false);
+  return 0;
+}
+
+/* Runs the body and the fiber-local destructors. Runs on: f's stack. */
+void sp__fiber_run_body(struct sp_fiber *f) {
+  void *r = f->fn(f->arg);
+  f = sp__self()->cur; /* S5: same block, but re-read after the body */
+  f->result = r;
+  if (!f->fls) return;
+  struct sp_runtime *rt = f->rt;
+  for (int round = 0; round < 4; round++) { /* dtors may set values again */
+    int any = 0;
+    for (int k = 0; k < SP_KEYS_MAX; k++) {
+      void *v = f->fls[k];
+      if (v && rt->key_dtor[k]) {
+        f->fls[k] = NULL;
+        rt->key_dtor[k](v);
+        any = 1;
+        f = sp__self()->cur;
+      }
+    }
+    if (!any) break;
+  }
+}
+
+void sp__fiber_finish(sp__worker_t *w, struct sp_fiber *f) {
+  struct sp_runtime *rt = f->rt;
+  sp__ctx_release(&f->ctx);
+  sp__stack_free(&rt->stacks, &w->stacks, f->stack);
+  f->stack = (sp__stack_t){NULL, 0};
+  STORE(&f->state, F_DONE, RELAXED);
+  void *j = __atomic_exchange_n(&f->joiner, SP__JOIN_DONE, __ATOMIC_ACQ_REL); /* F1, F2 */
+  if (j == SP__JOIN_DETACHED) {
+    block_put(rt, f);
+  } else if (j) {
+    sp__parker_t *p = j;
+    if (sp__park_claim(p))
+      sp__park_wake(p, 0); /* f may be collected from here on */
+    else
+      STORE(&f->join_handoff, 1, RELEASE); /* F5: done with p */
+  }
+  if (__atomic_sub_fetch(&rt->live, 1, __ATOMIC_ACQ_REL) == 0) { /* F3 */
+    pthread_mutex_lock(&rt->done_lock);
+    pthread_cond_broadcast(&rt->done_cond);
+    pthread_mutex_unlock(&rt->done_lock);
+  }
+}
+
+/* ---- join and detach --------------------------------------------------- */
+
+static int collect(struct sp_fiber *f, void **result) {
+  if (result) *result = f->result;
+  block_put(f->rt, f);
+  return 0;
+}
+
+int sp_join(sp_fiber_t h, void **result, int64_t deadline) {
+  struct sp_fiber *f = h.p;
+  if (!f || h.id == 0) return -EINVAL;
+  if (LOAD(&f->id, ACQUIRE) != h.id) return -ESRCH; /* F4 */
+  sp__worker_t *w = sp__self();
+  if (w && w->cur == f) return -EINVAL;
+  void *j = LOAD(&f->joiner, ACQUIRE);
+  if (j == SP__JOIN_DONE) return collect(f, result);
+  if (j == SP__JOIN_DETACHED || j) return -EINVAL;
+  if (deadline == 0) return -EAGAIN;
+
+  sp__parker_t p;
+  sp__park_begin(&p);
+  void *expect = NULL;
+  if (!__atomic_compare_exchange_n(&f->joiner, &expect, &p, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    sp__park_abort(&p); /* nobody else knows p: always succeeds */
+    if (expect == SP__JOIN_DONE) return collect(f, result);
+    return -EINVAL;
+  }
+  if (LOAD(&f->id, ACQUIRE) != h.id) sp__panic("fiber: block reused during join");
+  int rc = sp__park_wait(&p, deadline);
+  if (rc == -ETIMEDOUT) {
+    expect = &p; /* withdraw; if the fiber finished meanwhile, take it */
+    if (__atomic_compare_exchange_n(&f->joiner, &expect, NULL, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+      return -ETIMEDOUT;
+    while (!LOAD(&f->join_handoff, ACQUIRE)) sched_yield(); /* F5 */
+  }
+  return collect(f, result);
+}
+
+int sp_detach(sp_fiber_t h) {
+  struct sp_fiber *f = h.p;
+  if (!f || h.id == 0) return -EINVAL;
+  if (LOAD(&f->id, ACQUIRE) != h.id) return -ESRCH;
+  void *expect = NULL;
+  if (__atomic_compare_exchange_n(&f->joiner, &expect, SP__JOIN_DETACHED, false,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return 0;
+  if (expect == SP__JOIN_DONE) {
+    /* finished first: we free it (F1). Re-check the id: a racing join may
+     * have collected it. */
+    if (!__atomic_compare_exchange_n(&f->joiner, &expect, SP__JOIN_DETACHED, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+      return -EINVAL;
+    block_put(f->rt, f);
+    return 0;
+  }
+  return -EINVAL;
+}
+
+/* ---- the running fiber ------------------------------------------------- */
+
+static struct sp_fiber *current(void) {
+  sp__worker_t *w = sp__self();
+  return w ? w->cur : NULL;
+}
+
+int sp_yield(void) {
+  if (!current()) return -EPERM;
+  sp__switch_out(ACT_YIELD);
+  return 0;
+}
+
+int sp_sleep_until(int64_t deadline) {
+  if (!current()) return -EPERM;
+  if (deadline == SP_FOREVER) return -EINVAL; /* would never return */
+  sp__parker_t p;
+  sp__park_begin(&p);
+  int rc = sp__park_wait(&p, deadline);
+  return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+int sp_sleep_for(int64_t ns) { return sp_sleep_until(sp_deadline_in(ns < 0 ? 0 : ns)); }
+
+sp_fiber_t sp_self(void) {
+  struct sp_fiber *f = current();
+  return f ? (sp_fiber_t){f, LOAD(&f->id, RELAXED)} : (sp_fiber_t){NULL, 0};
+}
+
+uint64_t sp_fiber_id(void) {
+  struct sp_fiber *f = current();
+  return f ? f->id : 0;
+}
+
+const char *sp_fiber_name(void) {
+  struct sp_fiber *f = current();
+  return f ? f->name : "";
+}
+
+int sp_pin(void) {
+  sp__worker_t *w = sp__self();
+  if (!w || !w->cur) return -EPERM;
+  w->cur->pinned = w->index;
+  return 0;
+}
+
+int sp_unpin(void) {
+  struct sp_fiber *f = current();
+  if (!f) return -EPERM;
+  f->pinned = -1;
+  return 0;
+}
+
+int sp_worker_index(void) {
+  sp__worker_t *w = sp__self();
+  return w ? w->index : -1;
+}
+
+/* ---- fiber-local storage ----------------------------------------------- */
+
+int sp_key_create(sp_runtime_t *rt, void (*dtor)(void *)) {
+  if (!rt) {
+    sp__worker_t *w = sp__self();
+    rt = w ? w->rt : NULL;
+  }
+  if (!rt) return -EINVAL;
+  int k = __atomic_fetch_add(&rt->nkeys, 1, __ATOMIC_ACQ_REL);
+  if (k >= SP_KEYS_MAX) {
+    __atomic_fetch_sub(&rt->nkeys, 1, __ATOMIC_ACQ_REL);
+    return -EAGAIN;
+  }
+  rt->key_dtor[k] = dtor;
+  return k;
+}
+
+int sp_key_set(sp_key_t key, void *value) {
+  struct sp_fiber *f = current();
+  if (!f) return -EPERM;
+  if (key < 0 || key >= LOAD(&f->rt->nkeys, ACQUIRE)) return -EINVAL;
+  if (!f->fls) {
+    if (!value) return 0;
+    f->fls = calloc(SP_KEYS_MAX, sizeof *f->fls);
+    if (!f->fls) return -ENOMEM;
+  }
+  f->fls[key] = value;
+  return 0;
+}
+
+void *sp_key_get(sp_key_t key) {
+  struct sp_fiber *f = current();
+  if (!f || !f->fls || key < 0 || key >= SP_KEYS_MAX) return NULL;
+  return f->fls[key];
+}

@@ -1,0 +1,128 @@
+/*
+ * park.c: the one park/unpark state machine (usage in park.h).
+ *
+ * Model: two small atomics per fiber, each with one job.
+ *   token  decides WHO wakes a park. sp__park_begin makes it odd (armed) and
+ *          remembers the value in the parker; sp__park_claim is a CAS from
+ *          that odd value to the next even one. Event, deadline and (later)
+ *          cancellation all race through this CAS, so exactly one wins, and
+ *          a stale waker (holding an old token) always loses.
+ *   state  decides WHEN the woken fiber may be queued: only after it has
+ *          fully left its stack. The fiber goes RUNNING -> PARKING when it
+ *          arms; the winner of the claim calls wake, which does
+ *              PARKING -> WOKEN    (fiber still on its stack: it or the
+ *                                   context that resumes after it will
+ *                                   queue it, see sched.c S2)
+ *              PARKED  -> RUNNABLE (fiber fully switched out: wake queues it)
+ *          and the context resumed after the parking fiber does
+ *              PARKING -> PARKED   (CAS; failing means WOKEN: queue it now).
+ * Why no wake-up is lost: the waker's transition and the switch-out's
+ * transition are CASes on the same word from PARKING; whichever runs second
+ * sees the other's result and takes over the queueing. Why no fiber runs on
+ * two threads: queueing happens only from PARKED (after the switch-out
+ * finished) or by the switch-out path itself.
+ * Foreign threads use the same claim protocol on the parker's own word
+ * (0 armed, 1 claimed, 2 woken) and sleep on it with a futex.
+ * Invariants:
+ *   P1  token is odd exactly while a park is armed and unclaimed.
+ *   P2  Exactly one sp__park_wake per sp__park_begin that was not aborted.
+ *   P3  A fiber is queued only in state RUNNABLE, by exactly one thread.
+ * Ordering: the claim CAS is acq_rel, so data the claimer hands over before
+ *   sp__park_wake is visible to the woken waiter (via state/queue release).
+ * Locks: none here. Deadlines use a timer on the parking worker's heap.
+ */
+#define _GNU_SOURCE
+#include "runtime/park.h"
+
+#include <errno.h>
+
+#include "runtime/core.h"
+
+enum { T_ARMED = 0, T_CLAIMED = 1, T_WOKEN = 2 }; /* foreign-thread claim word */
+
+void sp__park_begin(sp__parker_t *p) {
+  sp__worker_t *w = sp__self();
+  p->reason = 0;
+  p->winner = NULL;
+  if (!w || !w->cur) {
+    p->fiber = NULL;
+    __atomic_store_n(&p->token, T_ARMED, __ATOMIC_RELAXED);
+    return;
+  }
+  struct sp_fiber *f = w->cur;
+  p->fiber = f;
+  __atomic_store_n(&f->state, F_PARKING, __ATOMIC_RELAXED);
+  uint32_t t = __atomic_load_n(&f->token, __ATOMIC_RELAXED) + 1; /* P1: odd */
+  p->token = t;
+  __atomic_store_n(&f->token, t, __ATOMIC_RELEASE);
+}
+
+bool sp__park_claim(sp__parker_t *p) {
+  if (p->fiber) {
+    uint32_t t = p->token;
+    return __atomic_compare_exchange_n(&p->fiber->token, &t, t + 1, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_RELAXED);
+  }
+  uint32_t armed = T_ARMED;
+  return __atomic_compare_exchange_n(&p->token, &armed, T_CLAIMED, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED);
+}
+
+void sp__park_wake(sp__parker_t *p, int reason) {
+  p->reason = reason;
+  struct sp_fiber *f = p->fiber;
+  if (!f) {
+    __atomic_store_n(&p->token, T_WOKEN, __ATOMIC_RELEASE);
+    sp__futex_wake(&p->token, 1); /* p stays valid: its thread waits for T_WOKEN */
+    return;
+  }
+  /* p may die as soon as the fiber runs: do not touch it below. */
+  for (;;) {
+    uint32_t s = F_PARKING;
+    if (__atomic_compare_exchange_n(&f->state, &s, F_WOKEN, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+      return; /* the switch-out path queues it (P3) */
+    if (s == F_PARKED) {
+      if (__atomic_compare_exchange_n(&f->state, &s, F_RUNNABLE, false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_ACQUIRE)) {
+        sp__make_runnable(f);
+        return;
+      }
+      continue;
+    }
+    sp__panic("park: wake of fiber %llu in state %u", (unsigned long long)f->id, s);
+  }
+}
+
+bool sp__park_abort(sp__parker_t *p) {
+  if (!sp__park_claim(p)) return false;
+  if (p->fiber) __atomic_store_n(&p->fiber->state, F_RUNNING, __ATOMIC_RELAXED);
+  return true;
+}
+
+/* Deadline timer: claims the park for -ETIMEDOUT. Runs under the heap lock. */
+static void deadline_fire(sp__timer_t *t) {
+  sp__parker_t *p = t->arg;
+  if (sp__park_claim(p)) sp__park_wake(p, -ETIMEDOUT);
+}
+
+static int wait_thread(sp__parker_t *p, int64_t deadline) {
+  for (;;) {
+    uint32_t v = __atomic_load_n(&p->token, __ATOMIC_ACQUIRE);
+    if (v == T_WOKEN) return p->reason;
+    int rc = sp__futex_wait(&p->token, v, v == T_CLAIMED ? SP_FOREVER : deadline);
+    if (rc == -ETIMEDOUT && sp__park_claim(p)) return -ETIMEDOUT;
+  }
+}
+
+int sp__park_wait(sp__parker_t *p, int64_t deadline) {
+  if (!p->fiber) return wait_thread(p, deadline);
+  bool timed = deadline != SP_FOREVER;
+  if (timed && deadline <= sp_now() && sp__park_abort(p)) return -ETIMEDOUT;
+  sp__timer_t timer = {.when = deadline, .idx = -1, .fire = deadline_fire, .arg = p};
+  if (timed && sp__timer_add(&sp__self()->timers, &timer) < 0 && sp__park_abort(p))
+    return -ENOMEM;
+  sp__switch_out(ACT_PARK);
+  if (timed) sp__timer_del(&timer); /* T3: fire is over before the frame dies */
+  return p->reason;
+}

@@ -1,0 +1,63 @@
+/*
+ * park.h: the park/unpark state machine every blocking primitive uses.
+ * Shared-internal (runtime, sync, io). See park.c for the full model.
+ *
+ * Use, by a waiter (fiber or foreign thread):
+ *     sp__parker_t p;
+ *     sp__park_begin(&p);             // arm: from here a waker may claim p
+ *     ... register &p with the primitive under its lock, unlock ...
+ *     int r = sp__park_wait(&p, deadline);   // returns the wake reason
+ *     ... if r == -ETIMEDOUT: unregister under the lock (it may be gone) ...
+ * If the waiter finds it need not wait after all (while registering), it
+ * calls sp__park_abort(&p); when that returns false a waker already claimed
+ * p, and sp__park_wait must still be called (it returns promptly).
+ *
+ * Use, by a waker (holding the primitive's lock or not):
+ *     if (sp__park_claim(p)) { ...hand over data...; sp__park_wake(p, 0); }
+ *     else { p already woken by someone else (deadline, other case): skip }
+ * Exactly one claim succeeds per sp__park_begin, so exactly one wake.
+ */
+#ifndef SP_RUNTIME_PARK_H
+#define SP_RUNTIME_PARK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sp_fiber;
+
+typedef struct sp__parker {
+  struct sp_fiber *fiber; /* the parked fiber; NULL for a foreign thread */
+  uint32_t token;         /* fiber: its armed token; thread: claim word */
+  int reason;             /* written by the claimer before the wake */
+  void *winner;           /* optional: which registration won (select) */
+} sp__parker_t;
+
+/* Arms p for the calling fiber or thread. Runs on: the waiter. */
+void sp__park_begin(sp__parker_t *p);
+
+/* Parks until p is claimed and woken, or the deadline passes (then the
+ * wait claims itself and returns -ETIMEDOUT). Returns the reason given to
+ * sp__park_wake. Runs on: the waiter. Switches: yes (fiber) / blocks. */
+int sp__park_wait(sp__parker_t *p, int64_t deadline);
+
+/* Withdraws an armed p without waiting. Returns true if withdrawn; false if
+ * a waker claimed it first (then call sp__park_wait). Runs on: the waiter. */
+bool sp__park_abort(sp__parker_t *p);
+
+/* Claims p: true for exactly one caller per arm. Runs on: any thread.
+ * Locks: any. Switches: no. */
+bool sp__park_claim(sp__parker_t *p);
+
+/* Wakes the claimed p with reason (0 or a negative code). After this call
+ * the waker must not touch p (it lives on the waiter's stack).
+ * Runs on: any thread. Locks: any (takes only leaf locks). Switches: no. */
+void sp__park_wake(sp__parker_t *p, int reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SP_RUNTIME_PARK_H */

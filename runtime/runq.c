@@ -1,0 +1,183 @@
+/*
+ * runq.c: run queues: per-worker ring, injection queue, per-worker inbox.
+ *
+ * Model: each worker has a bounded ring of SP_RUNQ_CAP fibers. The owner
+ * pushes at the tail and pops at the head (FIFO); any worker may steal about
+ * half from the head. When the ring is full, the owner moves half of it to
+ * the runtime's injection queue (a locked FIFO that also takes spawns from
+ * foreign threads), which every worker checks every SP__GLOBAL_EVERY ticks
+ * so nothing starves. The inbox is a locked FIFO per worker for fibers that
+ * must run on that worker (pinned, or forced migration); it is never stolen
+ * from.
+ * Invariants:
+ *   Q1  Only the owner writes tail; head moves only by CAS.
+ *   Q2  A fiber is on at most one queue, and only while RUNNABLE.
+ *   Q3  tail - head <= SP_RUNQ_CAP at all times.
+ * Ordering: push stores the slot then tail with release; stealers load tail
+ *   with acquire before reading slots, then CAS head (acq_rel) to claim
+ *   them. Slots are accessed with relaxed atomics because a stealer may read
+ *   a slot the owner is concurrently overwriting; the CAS on head discards
+ *   such a read.
+ * Locks: inject_lock and inbox_lock are leaves (rank QUEUE).
+ * Rejected: a mutex per ring (steals would serialize with the owner), an
+ *   unbounded lock-free deque (ABA and reclamation costs for no gain).
+ */
+#include <stddef.h>
+
+#include "runtime/core.h"
+
+#define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
+#define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
+#define MASK (SP_RUNQ_CAP - 1)
+
+_Static_assert((SP_RUNQ_CAP & MASK) == 0, "SP_RUNQ_CAP must be a power of two");
+
+bool sp__runq_empty(const sp__worker_t *w) {
+  return LOAD(&w->head, ACQUIRE) == LOAD(&w->tail, ACQUIRE) && !LOAD(&w->runnext, ACQUIRE);
+}
+
+/* Moves half the ring plus f to the injection queue. Returns false if a
+ * stealer raced us (then the ring has room again). Runs on: owner. */
+static bool push_overflow(sp__worker_t *w, struct sp_fiber *f, uint32_t h, uint32_t t) {
+  uint32_t n = (t - h) / 2;
+  struct sp_fiber *batch[SP_RUNQ_CAP / 2 + 1];
+  for (uint32_t i = 0; i < n; i++) batch[i] = LOAD(&w->buf[(h + i) & MASK], RELAXED);
+  if (!__atomic_compare_exchange_n(&w->head, &h, h + n, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_RELAXED))
+    return false;
+  batch[n] = f;
+  for (uint32_t i = 0; i < n; i++) batch[i]->next = batch[i + 1];
+  f->next = NULL;
+  sp__inject_push(w->rt, batch[0], f, n + 1);
+  return true;
+}
+
+void sp__runq_push(sp__worker_t *w, struct sp_fiber *f) {
+  for (;;) {
+    uint32_t h = LOAD(&w->head, ACQUIRE);
+    uint32_t t = w->tail; /* Q1: only we write it */
+    if (t - h < SP_RUNQ_CAP) {
+      STORE(&w->buf[t & MASK], f, RELAXED);
+      STORE(&w->tail, t + 1, RELEASE);
+      return;
+    }
+    if (push_overflow(w, f, h, t)) return;
+  }
+}
+
+struct sp_fiber *sp__runq_pop(sp__worker_t *w) {
+  struct sp_fiber *f = LOAD(&w->runnext, RELAXED);
+  if (f && __atomic_compare_exchange_n(&w->runnext, &f, NULL, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_RELAXED))
+    return f;
+  for (;;) {
+    uint32_t h = LOAD(&w->head, ACQUIRE);
+    uint32_t t = w->tail;
+    if (h == t) return NULL;
+    f = LOAD(&w->buf[h & MASK], RELAXED);
+    if (__atomic_compare_exchange_n(&w->head, &h, h + 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED))
+      return f;
+  }
+}
+
+/* Copies about half of victim's ring into w's ring (not yet published).
+ * Returns the count, 0 if nothing to take. Runs on: thief (w). */
+static uint32_t grab(sp__worker_t *w, sp__worker_t *victim) {
+  for (;;) {
+    uint32_t h = LOAD(&victim->head, ACQUIRE);
+    uint32_t t = LOAD(&victim->tail, ACQUIRE);
+    uint32_t n = t - h;
+    n -= n / 2;
+    if (n == 0) {
+      /* take the victim's runnext only when its ring is empty */
+      struct sp_fiber *f = LOAD(&victim->runnext, ACQUIRE);
+      if (!f || !__atomic_compare_exchange_n(&victim->runnext, &f, NULL, false,
+                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        return 0;
+      STORE(&w->buf[w->tail & MASK], f, RELAXED);
+      return 1;
+    }
+    if (n > SP_RUNQ_CAP / 2) continue; /* inconsistent h/t read: retry */
+    for (uint32_t i = 0; i < n; i++)
+      STORE(&w->buf[(w->tail + i) & MASK], LOAD(&victim->buf[(h + i) & MASK], RELAXED), RELAXED);
+    if (__atomic_compare_exchange_n(&victim->head, &h, h + n, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED))
+      return n;
+  }
+}
+
+struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim) {
+  uint32_t n = grab(w, victim);
+  if (n == 0) return NULL;
+  n--;
+  uint32_t t = w->tail;
+  struct sp_fiber *f = LOAD(&w->buf[(t + n) & MASK], RELAXED);
+  if (n) STORE(&w->tail, t + n, RELEASE);
+  return f;
+}
+
+void sp__inject_push(struct sp_runtime *rt, struct sp_fiber *head, struct sp_fiber *tail,
+                     uint32_t n) {
+  tail->next = NULL;
+  pthread_mutex_lock(&rt->inject_lock);
+  if (rt->inject_tail)
+    rt->inject_tail->next = head;
+  else
+    rt->inject_head = head;
+  rt->inject_tail = tail;
+  STORE(&rt->inject_n, rt->inject_n + n, RELEASE);
+  pthread_mutex_unlock(&rt->inject_lock);
+}
+
+struct sp_fiber *sp__inject_pop(struct sp_runtime *rt, sp__worker_t *w) {
+  if (LOAD(&rt->inject_n, ACQUIRE) == 0) return NULL;
+  pthread_mutex_lock(&rt->inject_lock);
+  uint32_t n = rt->inject_n;
+  if (n == 0) {
+    pthread_mutex_unlock(&rt->inject_lock);
+    return NULL;
+  }
+  /* take a fair share: one to run plus some for later, at most half a ring */
+  uint32_t take = n / (uint32_t)rt->nworkers + 1;
+  if (take > n) take = n;
+  if (take > SP_RUNQ_CAP / 2) take = SP_RUNQ_CAP / 2;
+  struct sp_fiber *f = rt->inject_head, *last = f;
+  for (uint32_t i = 1; i < take; i++) last = last->next;
+  rt->inject_head = last->next;
+  if (!rt->inject_head) rt->inject_tail = NULL;
+  STORE(&rt->inject_n, n - take, RELEASE);
+  pthread_mutex_unlock(&rt->inject_lock);
+  /* push outside the lock: an overflowing push takes inject_lock itself */
+  for (struct sp_fiber *g = f != last ? f->next : NULL; g;) {
+    struct sp_fiber *next = g == last ? NULL : g->next;
+    sp__runq_push(w, g);
+    g = next;
+  }
+  return f;
+}
+
+void sp__inbox_push(sp__worker_t *w, struct sp_fiber *f) {
+  f->next = NULL;
+  pthread_mutex_lock(&w->inbox_lock);
+  if (w->inbox_tail)
+    w->inbox_tail->next = f;
+  else
+    w->inbox_head = f;
+  w->inbox_tail = f;
+  STORE(&w->inbox_n, w->inbox_n + 1, RELEASE);
+  pthread_mutex_unlock(&w->inbox_lock);
+}
+
+struct sp_fiber *sp__inbox_pop(sp__worker_t *w) {
+  if (LOAD(&w->inbox_n, ACQUIRE) == 0) return NULL;
+  pthread_mutex_lock(&w->inbox_lock);
+  struct sp_fiber *f = w->inbox_head;
+  if (f) {
+    w->inbox_head = f->next;
+    if (!w->inbox_head) w->inbox_tail = NULL;
+    STORE(&w->inbox_n, w->inbox_n - 1, RELEASE);
+  }
+  pthread_mutex_unlock(&w->inbox_lock);
+  return f;
+}

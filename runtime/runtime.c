@@ -1,0 +1,267 @@
+/*
+ * runtime.c: runtime objects: configuration, create, shutdown, destroy,
+ * statistics; plus time, error text and panics.
+ *
+ * Model: everything a runtime needs hangs off its sp_runtime; there is no
+ * process-global state (the only thread-local is the current worker, in
+ * sched.c), so several runtimes may run side by side and be created and
+ * destroyed repeatedly.
+ * Invariants:
+ *   R1  Once stopping is set, spawns are refused (-ECANCELED) except from
+ *       fibers of the runtime itself (they may still need helpers to
+ *       finish), so live can only reach 0 and stay there.
+ *   R2  Workers are stopped only when live == 0; destroy frees pools only
+ *       after the workers are joined.
+ * Locks: done_lock guards the wait for live == 0 (a foreign thread's
+ *   condition variable; never taken on a worker except to signal).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/core.h"
+
+#define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
+#define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
+
+int64_t sp_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t sp_deadline_in(int64_t ns) {
+  if (ns < 0) return SP_FOREVER;
+  int64_t now = sp_now();
+  return ns > INT64_MAX - now ? INT64_MAX : now + ns;
+}
+
+const char *sp_strerror(int code) {
+  switch (code) {
+  case 0: return "success";
+  case -ETIMEDOUT: return "deadline passed";
+  case -EAGAIN: return "would block";
+  case -ECANCELED: return "canceled (runtime shutting down)";
+  case -EPIPE: return "channel closed";
+  case -ESRCH: return "no such fiber (handle already joined)";
+  case -EDEADLK: return "would deadlock";
+  case -EPERM: return "not allowed here (needs a fiber)";
+  default: break;
+  }
+  if (code < 0) {
+    static __thread char buf[64]; /* strerror_r into a per-thread buffer */
+    return strerror_r(-code, buf, sizeof buf);
+  }
+  return "not an error code";
+}
+
+void sp__panic(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("spindle: panic: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  abort();
+}
+
+void sp__debugf(struct sp_runtime *rt, const char *fmt, ...) {
+  if (!rt || !rt->cfg.debug) return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  sp__worker_t *w = sp__self();
+  if (w && w->cur)
+    fprintf(stderr, "spindle: fiber %llu \"%s\" (spawned at %s:%d): %s\n",
+            (unsigned long long)w->cur->id, w->cur->name, w->cur->file, w->cur->line, msg);
+  else
+    fprintf(stderr, "spindle: thread (not a fiber): %s\n", msg);
+}
+
+void sp_config_init(sp_config_t *cfg) {
+  if (cfg) memset(cfg, 0, sizeof *cfg);
+}
+
+static int env_int(const char *name, int dflt) {
+  const char *v = getenv(name);
+  if (!v || !*v) return dflt;
+  char *end;
+  long n = strtol(v, &end, 10);
+  return *end || n < 0 || n > 4096 ? -1 : (int)n;
+}
+
+/* Resolves defaults and environment overrides into rt->cfg. */
+static int resolve_config(sp_config_t *c, const sp_config_t *in) {
+  if (in) *c = *in;
+  else sp_config_init(c);
+  if (c->workers < 0 || c->workers > 4096) return -EINVAL;
+  if (c->workers == 0) {
+    int n = env_int("SPINDLE_WORKERS", 0);
+    if (n < 0) return -EINVAL;
+    c->workers = n ? n : sp__cpu_count();
+  }
+  if (c->stack_size == 0) c->stack_size = SP_STACK_DEFAULT;
+  if (c->stack_size < SP_STACK_MIN || c->stack_size > SP_STACK_MAX) return -EINVAL;
+  if (env_int("SPINDLE_DEBUG", 0) > 0) c->debug = 1;
+  if (env_int("SPINDLE_MIGRATE", 0) > 0) c->migrate = 1;
+  return 0;
+}
+
+static void free_runtime(struct sp_runtime *rt) {
+  for (int i = 0; i < rt->nworkers; i++) {
+    sp__worker_t *w = &rt->workers[i];
+    sp__stack_cache_drain(&rt->stacks, &w->stacks);
+    sp__timer_heap_destroy(&w->timers);
+    pthread_mutex_destroy(&w->inbox_lock);
+  }
+  sp__stack_pool_destroy(&rt->stacks);
+  sp__fiber_pool_destroy(rt);
+  pthread_mutex_destroy(&rt->inject_lock);
+  pthread_mutex_destroy(&rt->idle_lock);
+  pthread_mutex_destroy(&rt->fpool_lock);
+  pthread_mutex_destroy(&rt->done_lock);
+  pthread_cond_destroy(&rt->done_cond);
+  free(rt->idle);
+  free(rt->workers);
+  free(rt);
+}
+
+int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
+  if (!out) return -EINVAL;
+  *out = NULL;
+  struct sp_runtime *rt = calloc(1, sizeof *rt);
+  if (!rt) return -ENOMEM;
+  int rc = resolve_config(&rt->cfg, cfg);
+  if (rc < 0) {
+    free(rt);
+    return rc;
+  }
+  rt->nworkers = rt->cfg.workers;
+  rt->workers = aligned_alloc(64, sizeof(sp__worker_t) * (size_t)rt->nworkers);
+  rt->idle = calloc((size_t)rt->nworkers, sizeof *rt->idle);
+  if (!rt->workers || !rt->idle) {
+    free(rt->workers);
+    free(rt->idle);
+    free(rt);
+    return -ENOMEM;
+  }
+  memset(rt->workers, 0, sizeof(sp__worker_t) * (size_t)rt->nworkers);
+  pthread_mutex_init(&rt->inject_lock, NULL);
+  pthread_mutex_init(&rt->idle_lock, NULL);
+  pthread_mutex_init(&rt->fpool_lock, NULL);
+  pthread_mutex_init(&rt->done_lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&rt->done_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  sp__stack_pool_init(&rt->stacks);
+  for (int i = 0; i < rt->nworkers; i++) {
+    sp__worker_t *w = &rt->workers[i];
+    w->rt = rt;
+    w->index = i;
+    pthread_mutex_init(&w->inbox_lock, NULL);
+    sp__timer_heap_init(&w->timers);
+  }
+  rc = sp__workers_start(rt);
+  if (rc < 0) {
+    free_runtime(rt);
+    return rc;
+  }
+  *out = rt;
+  return 0;
+}
+
+static bool on_own_worker(struct sp_runtime *rt) {
+  sp__worker_t *w = sp__self();
+  return w && w->rt == rt;
+}
+
+/* Lists the fibers still live on stderr (shutdown timed out). */
+static void report_live(struct sp_runtime *rt) {
+  uint64_t live = LOAD(&rt->live, ACQUIRE);
+  fprintf(stderr, "spindle: shutdown deadline passed with %llu fiber(s) still live:\n",
+          (unsigned long long)live);
+  pthread_mutex_lock(&rt->fpool_lock);
+  for (size_t s = 0; s < rt->nfslabs; s++) {
+    struct sp_fiber *slab = rt->fslabs[s];
+    for (int i = 0; i < 64; i++) {
+      struct sp_fiber *f = &slab[i];
+      uint64_t id = LOAD(&f->id, ACQUIRE);
+      uint32_t st = LOAD(&f->state, ACQUIRE);
+      if (id && st != F_DONE)
+        fprintf(stderr, "  fiber %llu \"%s\" spawned at %s:%d, state %s\n",
+                (unsigned long long)id, f->name, f->file ? f->file : "?", f->line,
+                st == F_RUNNING ? "running" : st == F_PARKED || st == F_PARKING ? "parked"
+                                                                                 : "runnable");
+    }
+  }
+  pthread_mutex_unlock(&rt->fpool_lock);
+}
+
+int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
+  if (!rt) return -EINVAL;
+  if (on_own_worker(rt)) return -EDEADLK;
+  if (rt->stopped) return 0;
+  STORE(&rt->stopping, 1, RELEASE); /* R1 */
+  pthread_mutex_lock(&rt->done_lock);
+  int rc = 0;
+  while (LOAD(&rt->live, ACQUIRE) != 0 && rc == 0) {
+    if (deadline == SP_FOREVER) {
+      pthread_cond_wait(&rt->done_cond, &rt->done_lock);
+    } else {
+      struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+      if (deadline <= 0 || pthread_cond_timedwait(&rt->done_cond, &rt->done_lock, &ts) == ETIMEDOUT)
+        rc = LOAD(&rt->live, ACQUIRE) ? -ETIMEDOUT : 0;
+    }
+  }
+  pthread_mutex_unlock(&rt->done_lock);
+  if (rc < 0) {
+    report_live(rt);
+    return rc;
+  }
+  sp__workers_stop(rt); /* R2 */
+  rt->stopped = 1;
+  return 0;
+}
+
+int sp_runtime_destroy(sp_runtime_t *rt) {
+  if (!rt) return -EINVAL;
+  if (on_own_worker(rt)) return -EDEADLK;
+  if (!rt->stopped) {
+    if (LOAD(&rt->stopping, ACQUIRE) && LOAD(&rt->live, ACQUIRE)) return -EBUSY;
+    int rc = sp_runtime_shutdown(rt, SP_FOREVER);
+    if (rc < 0) return rc;
+  }
+  free_runtime(rt);
+  return 0;
+}
+
+sp_runtime_t *sp_runtime_current(void) {
+  sp__worker_t *w = sp__self();
+  return w ? w->rt : NULL;
+}
+
+int sp_runtime_workers(const sp_runtime_t *rt) { return rt ? rt->nworkers : 0; }
+
+int sp_runtime_stats(const sp_runtime_t *rt, sp_stats_t *out) {
+  if (!rt || !out) return -EINVAL;
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < rt->nworkers; i++) {
+    const sp__stats_w_t *s = &rt->workers[i].stats;
+    out->spawned += LOAD(&s->spawned, RELAXED);
+    out->switches += LOAD(&s->switches, RELAXED);
+    out->steals += LOAD(&s->steals, RELAXED);
+    out->parks += LOAD(&s->parks, RELAXED);
+    out->wakeups += LOAD(&s->wakeups, RELAXED);
+  }
+  out->live = LOAD(&rt->live, RELAXED);
+  out->stacks = LOAD(&rt->stacks.mapped, RELAXED);
+  return 0;
+}

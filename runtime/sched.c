@@ -1,0 +1,404 @@
+/*
+ * sched.c: the M:N scheduler: worker loops, switching, idling, stealing.
+ *
+ * Model: each worker thread runs a scheduler loop on its own stack (the
+ * "sched" context). A fiber that yields, parks or finishes switches
+ * directly to the next fiber of its worker's queue when there is one (one
+ * jump), else to the sched context, which checks timers, the inbox, the
+ * injection queue, steals half of a random victim's ring, and finally
+ * sleeps on a futex. The context that is resumed completes the switch-out
+ * of the one that left (S2), so no fiber is ever visible to other workers
+ * while it still runs on its stack.
+ *
+ * Invariants:
+ *   S1  w->cur is the fiber this worker executes, NULL in the sched context.
+ *   S2  After every jump, the resumed side calls after_switch(), which
+ *       stores the switcher's registers and performs w->prev_action on
+ *       w->prev (requeue, PARKING->PARKED, or finish). Until then the
+ *       switcher is owned by this worker alone.
+ *   S3  Idle protocol (no lost wake-ups): a sleeper registers in the idle
+ *       list (nidle++, seq_cst) and then re-checks every queue before its
+ *       futex wait; a producer publishes work, issues a seq_cst fence, and
+ *       wakes a sleeper if nidle > 0 and no worker is spinning. One of the
+ *       two always sees the other. A spinner that finds work while being the
+ *       last spinner wakes another, so new work keeps getting looked at.
+ *   S4  A woken worker was removed from the idle list and counted as
+ *       spinning by its waker; a worker that wakes by timeout removes itself.
+ *   S5  Per-worker state is reached through sp__self() (not inlinable)
+ *       after every switch point, never through a pointer kept across it:
+ *       a fiber may resume on another thread.
+ * Locks: idle_lock (rank IDLE) may be taken under a timer heap lock (wake
+ *   from a timer callback); nothing is taken under idle_lock.
+ * Rejected: always switching through the sched context (two jumps per
+ *   handoff), a single global run queue (contention), eventcount-style
+ *   sleeping on one futex (thundering herd on every wake).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+
+#include "runtime/core.h"
+
+#define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
+#define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
+
+static __thread sp__worker_t *tls_worker;
+
+sp__worker_t *sp__self(void) {
+  __asm__ volatile("" ::: "memory"); /* keep gcc from treating it as pure */
+  return tls_worker;
+}
+
+static uint32_t fastrand(sp__worker_t *w) {
+  uint64_t x = w->rng; /* xorshift64 */
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  w->rng = x;
+  return (uint32_t)(x >> 32);
+}
+
+/* ---- waking idle workers (S3, S4) ------------------------------------- */
+
+/* Wakes worker v if it sleeps in the idle list; it then counts as spinning.
+ * Locks: idle_lock. */
+static bool wake_worker(struct sp_runtime *rt, sp__worker_t *v) {
+  pthread_mutex_lock(&rt->idle_lock);
+  if (!v->in_idle) {
+    pthread_mutex_unlock(&rt->idle_lock);
+    return false;
+  }
+  for (int i = 0; i < rt->nidle_list; i++)
+    if (rt->idle[i] == v->index) {
+      rt->idle[i] = rt->idle[--rt->nidle_list];
+      break;
+    }
+  v->in_idle = false;
+  __atomic_fetch_sub(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock(&rt->idle_lock);
+  STORE(&v->sleep, 0, RELEASE);
+  sp__futex_wake(&v->sleep, 1);
+  return true;
+}
+
+/* Wakes one sleeping worker, if any. */
+static void wake_one(struct sp_runtime *rt) {
+  pthread_mutex_lock(&rt->idle_lock);
+  if (rt->nidle_list == 0) {
+    pthread_mutex_unlock(&rt->idle_lock);
+    return;
+  }
+  sp__worker_t *v = &rt->workers[rt->idle[--rt->nidle_list]];
+  v->in_idle = false;
+  __atomic_fetch_sub(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock(&rt->idle_lock);
+  STORE(&v->sleep, 0, RELEASE);
+  sp__futex_wake(&v->sleep, 1);
+}
+
+/* Producer side of S3: call after publishing new work. */
+static void wake_if_needed(struct sp_runtime *rt) {
+#ifdef SP_HAVE_TSAN /* TSan does not model fences: use an RMW (same order) */
+  if (__atomic_fetch_add(&rt->nidle, 0, __ATOMIC_SEQ_CST) > 0
+#else
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (LOAD(&rt->nidle, RELAXED) > 0
+#endif
+      && LOAD(&rt->nspinning, RELAXED) == 0) wake_one(rt);
+}
+
+static void stop_spinning(sp__worker_t *w) {
+  if (!w->spinning) return;
+  w->spinning = false;
+  struct sp_runtime *rt = w->rt;
+  if (__atomic_sub_fetch(&rt->nspinning, 1, __ATOMIC_SEQ_CST) == 0 && LOAD(&rt->nidle, RELAXED) > 0)
+    wake_one(rt); /* S3: keep someone looking for the rest */
+}
+
+/* ---- queueing ---------------------------------------------------------- */
+
+void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, bool runnext) {
+  sp__worker_t *w = sp__self();
+  sp__worker_t *target = NULL;
+  if (f->pinned >= 0) {
+    target = &rt->workers[f->pinned];
+  } else if (rt->cfg.migrate && rt->nworkers > 1) {
+    int i = f->last_worker < 0 ? 0 : (f->last_worker + 1) % rt->nworkers;
+    target = &rt->workers[i];
+  }
+  if (target) {
+    sp__inbox_push(target, f);
+    if (target != w) wake_worker(rt, target);
+    return;
+  }
+  if (w && w->rt == rt) {
+    if (runnext) {
+      struct sp_fiber *old = __atomic_exchange_n(&w->runnext, f, __ATOMIC_ACQ_REL);
+      if (old) sp__runq_push(w, old);
+    } else {
+      sp__runq_push(w, f);
+    }
+  } else {
+    sp__inject_push(rt, f, f, 1);
+  }
+  wake_if_needed(rt);
+}
+
+void sp__make_runnable(struct sp_fiber *f) { sp__enqueue(f->rt, f, true); }
+
+/* Puts a yielding fiber back (not new work: no wake-up needed unless it
+ * must go elsewhere). Runs on: w. */
+static void requeue(sp__worker_t *w, struct sp_fiber *f) {
+  STORE(&f->state, F_RUNNABLE, RELAXED);
+  if (f->pinned >= 0 || (w->rt->cfg.migrate && w->rt->nworkers > 1))
+    sp__enqueue(w->rt, f, false);
+  else
+    sp__runq_push(w, f);
+}
+
+/* ---- switching (S1, S2) ------------------------------------------------ */
+
+/* Completes the switch-out of w->prev (S2). Runs on: the resumed context. */
+static void after_switch(transfer_t t) {
+  sp__worker_t *w = sp__self(); /* S5 */
+  struct sp_fiber *prev = w->prev;
+  if (!prev) {
+    w->sched.fctx = t.fctx;
+    return;
+  }
+  w->prev = NULL;
+  switch (w->prev_action) {
+  case ACT_YIELD:
+    prev->ctx.fctx = t.fctx;
+    requeue(w, prev);
+    break;
+  case ACT_PARK: {
+    prev->ctx.fctx = t.fctx; /* before PARKED: a waker may resume it then */
+    uint32_t s = F_PARKING;
+    if (!__atomic_compare_exchange_n(&prev->state, &s, F_PARKED, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+      if (s != F_WOKEN) sp__panic("sched: fiber %llu parked in state %u", (unsigned long long)prev->id, s);
+      STORE(&prev->state, F_RUNNABLE, RELAXED);
+      sp__enqueue(w->rt, prev, true);
+    }
+    break;
+  }
+  case ACT_EXIT:
+    sp__fiber_finish(w, prev);
+    break;
+  case ACT_NONE:
+    sp__panic("sched: switch with no action");
+  }
+}
+
+/* Marks f as running on w. */
+static void take(sp__worker_t *w, struct sp_fiber *f) {
+  w->cur = f;
+  STORE(&f->state, F_RUNNING, RELAXED);
+  f->last_worker = w->index;
+  sp__stat_inc(&w->stats.switches);
+}
+
+/* A fiber to switch to directly, or NULL to go through the sched context
+ * (every SP__GLOBAL_EVERY ticks, so timers, inbox and injection queue are
+ * looked at). Runs on: w, in a fiber. */
+static struct sp_fiber *next_local(sp__worker_t *w) {
+  if (++w->tick % SP__GLOBAL_EVERY == 0) return NULL;
+  return sp__runq_pop(w);
+}
+
+static void fiber_entry(transfer_t t);
+
+void sp__switch_out(enum sp__action action) {
+  sp__worker_t *w = sp__self();
+  struct sp_fiber *f = w->cur;
+  if (action == ACT_PARK) {
+    uint32_t s = F_WOKEN; /* woken before we left: keep running */
+    if (__atomic_compare_exchange_n(&f->state, &s, F_RUNNING, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED))
+      return;
+    sp__stat_inc(&w->stats.parks);
+  }
+  struct sp_fiber *next = next_local(w);
+  if (!next && action == ACT_YIELD && w->tick % SP__GLOBAL_EVERY != 0 && !w->rt->cfg.migrate &&
+      f->pinned < 0)
+    return; /* nothing else to run here: yielding is a no-op */
+  w->prev = f;
+  w->prev_action = action;
+  w->cur = NULL;
+  sp__ctx_t *to = &w->sched;
+  if (next) {
+    take(w, next);
+    to = &next->ctx;
+  }
+  if (action == ACT_EXIT) sp__ctx_jump_final(to, NULL);
+  transfer_t t = sp__ctx_jump(to, NULL);
+  after_switch(t);
+}
+
+void sp__fiber_prepare(struct sp_fiber *f) {
+  sp__ctx_make(&f->ctx, f->stack.lo, f->stack.size, fiber_entry);
+}
+
+
+static void fiber_entry(transfer_t t) {
+  sp__ctx_entered();
+  after_switch(t);
+  struct sp_fiber *f = sp__self()->cur;
+  sp__fiber_run_body(f);
+  sp__switch_out(ACT_EXIT);
+  __builtin_unreachable();
+}
+
+/* ---- the worker loop --------------------------------------------------- */
+
+static bool work_visible(struct sp_runtime *rt, sp__worker_t *w, int64_t now) {
+  if (LOAD(&rt->inject_n, ACQUIRE) || LOAD(&w->inbox_n, ACQUIRE)) return true;
+  for (int i = 0; i < rt->nworkers; i++) {
+    sp__worker_t *v = &rt->workers[i];
+    if (!sp__runq_empty(v) && (v == w || rt->nworkers > 1)) return true;
+    if (sp__timer_next(&v->timers) <= now) return true;
+  }
+  return false;
+}
+
+static int64_t earliest_timer(struct sp_runtime *rt) {
+  int64_t m = INT64_MAX;
+  for (int i = 0; i < rt->nworkers; i++) {
+    int64_t n = sp__timer_next(&rt->workers[i].timers);
+    if (n < m) m = n;
+  }
+  return m;
+}
+
+/* Sleeps until woken or the earliest timer (S3, S4). Runs on: w, sched. */
+static void idle(sp__worker_t *w) {
+  struct sp_runtime *rt = w->rt;
+  pthread_mutex_lock(&rt->idle_lock);
+  rt->idle[rt->nidle_list++] = w->index;
+  w->in_idle = true;
+  STORE(&w->sleep, 1, RELAXED);
+  __atomic_fetch_add(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock(&rt->idle_lock);
+  if (w->spinning) {
+    w->spinning = false;
+    __atomic_fetch_sub(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
+  }
+  int64_t deadline = earliest_timer(rt);
+  if (!LOAD(&rt->stop, ACQUIRE) && !work_visible(rt, w, deadline == INT64_MAX ? 0 : sp_now()))
+    sp__futex_wait(&w->sleep, 1, deadline == INT64_MAX ? SP_FOREVER : deadline);
+  pthread_mutex_lock(&rt->idle_lock);
+  if (w->in_idle) { /* timeout, stop or found work ourselves: leave the list */
+    for (int i = 0; i < rt->nidle_list; i++)
+      if (rt->idle[i] == w->index) {
+        rt->idle[i] = rt->idle[--rt->nidle_list];
+        break;
+      }
+    w->in_idle = false;
+    __atomic_fetch_sub(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+  } else {
+    w->spinning = true; /* S4: the waker counted us as spinning */
+    sp__stat_inc(&w->stats.wakeups);
+  }
+  pthread_mutex_unlock(&rt->idle_lock);
+}
+
+/* Tries to steal from every other worker once, in random order, running
+ * their due timers on the way. Runs on: w, sched. */
+static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now) {
+  struct sp_runtime *rt = w->rt;
+  int n = rt->nworkers;
+  int start = (int)(fastrand(w) % (uint32_t)n);
+  for (int k = 0; k < n; k++) {
+    sp__worker_t *v = &rt->workers[(start + k) % n];
+    if (v == w) continue;
+    if (now) sp__timer_run(&v->timers, now);
+    struct sp_fiber *f = sp__runq_pop(w); /* a timer may have readied one */
+    if (!f) f = sp__runq_steal(w, v);
+    if (f) {
+      sp__stat_inc(&w->stats.steals);
+      return f;
+    }
+  }
+  return NULL;
+}
+
+/* The next fiber for w to run; NULL when the runtime stops. */
+static struct sp_fiber *find_runnable(sp__worker_t *w) {
+  struct sp_runtime *rt = w->rt;
+  for (;;) {
+    if (LOAD(&rt->stop, ACQUIRE)) return NULL;
+    int64_t now = earliest_timer(rt) != INT64_MAX ? sp_now() : 0;
+    if (now) sp__timer_run(&w->timers, now);
+    struct sp_fiber *f = NULL;
+    if (w->tick % SP__GLOBAL_EVERY == 0) f = sp__inject_pop(rt, w);
+    w->tick++;
+    if (!f) f = sp__inbox_pop(w);
+    if (!f) f = sp__runq_pop(w);
+    if (!f) f = sp__inject_pop(rt, w);
+    if (!f && rt->nworkers > 1) {
+      int busy = rt->nworkers - LOAD(&rt->nidle, RELAXED);
+      if (w->spinning || 2 * LOAD(&rt->nspinning, RELAXED) < busy) {
+        if (!w->spinning) {
+          w->spinning = true;
+          __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
+        }
+        for (int round = 0; round < 4 && !f; round++) f = steal_round(w, now);
+      }
+    }
+    if (f) {
+      stop_spinning(w);
+      return f;
+    }
+    idle(w);
+  }
+}
+
+static void *worker_main(void *arg) {
+  sp__worker_t *w = arg;
+  tls_worker = w;
+  sp__ctx_init_thread(&w->sched);
+  __atomic_fetch_add(&w->rt->started, 1, __ATOMIC_RELEASE);
+  struct sp_fiber *f;
+  while ((f = find_runnable(w)) != NULL) {
+    take(w, f);
+    w->prev = NULL;
+    transfer_t t = sp__ctx_jump(&f->ctx, NULL);
+    after_switch(t);
+  }
+  tls_worker = NULL;
+  return NULL;
+}
+
+int sp__workers_start(struct sp_runtime *rt) {
+  for (int i = 0; i < rt->nworkers; i++) {
+    sp__worker_t *w = &rt->workers[i];
+    w->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1) ^ (uint64_t)(uintptr_t)rt;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int rc = pthread_create(&w->thread, &attr, worker_main, w);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+      STORE(&rt->stop, 1, RELEASE);
+      for (int j = 0; j < i; j++) {
+        STORE(&rt->workers[j].sleep, 0, RELEASE);
+        sp__futex_wake(&rt->workers[j].sleep, 1);
+        pthread_join(rt->workers[j].thread, NULL);
+      }
+      return -rc;
+    }
+  }
+  return 0;
+}
+
+void sp__workers_stop(struct sp_runtime *rt) {
+  STORE(&rt->stop, 1, RELEASE);
+  for (int i = 0; i < rt->nworkers; i++) {
+    STORE(&rt->workers[i].sleep, 0, RELEASE);
+    sp__futex_wake(&rt->workers[i].sleep, 1);
+  }
+  for (int i = 0; i < rt->nworkers; i++) pthread_join(rt->workers[i].thread, NULL);
+}

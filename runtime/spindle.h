@@ -1,0 +1,10 @@
+/*
+ * spindle.h: the one header users include. Spindle gives C programs Go's
+ * model: stackful fibers in blocking style, run M:N over worker threads.
+ */
+#ifndef SPINDLE_H
+#define SPINDLE_H
+
+#include "runtime/sp_runtime.h"
+
+#endif /* SPINDLE_H */

@@ -1,0 +1,59 @@
+// rt_fixture.h: runs a test body on runtimes of 1, 2, 4 and 8 workers.
+// Teardown shuts the runtime down and asserts no fiber is live and every
+// stack went back to the pool.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "runtime/spindle.h"
+
+namespace sptest {
+
+class RtTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    sp_config_t cfg;
+    sp_config_init(&cfg);
+    cfg.workers = GetParam();
+    ASSERT_EQ(0, sp_runtime_create(&rt_, &cfg));
+  }
+  void TearDown() override {
+    if (!rt_) return;
+    ASSERT_EQ(0, sp_runtime_shutdown(rt_, sp_deadline_in(30000000000LL)));
+    sp_stats_t st;
+    ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
+    EXPECT_EQ(0u, st.live) << "fibers leaked";
+    ASSERT_EQ(0, sp_runtime_destroy(rt_));
+    rt_ = nullptr;
+  }
+  int workers() const { return GetParam(); }
+
+  // Runs fn as a fiber of rt_ and waits for it from this (foreign) thread.
+  void RunInFiber(std::function<void()> fn) {
+    sp_fiber_t f;
+    ASSERT_EQ(0, sp_spawn(rt_, &f, &Trampoline, &fn, nullptr));
+    ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  }
+
+  sp_runtime_t *rt_ = nullptr;
+
+ private:
+  static void *Trampoline(void *arg) {
+    (*static_cast<std::function<void()> *>(arg))();
+    return nullptr;
+  }
+};
+
+inline std::string WorkersName(const ::testing::TestParamInfo<int> &i) {
+  return "w" + std::to_string(i.param);
+}
+
+}  // namespace sptest
+
+#define SP_INSTANTIATE_WORKERS(Suite)                                      \
+  INSTANTIATE_TEST_SUITE_P(Workers, Suite, ::testing::Values(1, 2, 4, 8), \
+                           sptest::WorkersName)
