@@ -124,6 +124,7 @@ struct sp_runtime {
   /* lifetime */
   uint64_t live;     /* atomic: fibers not DONE */
   uint64_t next_id;  /* atomic */
+  uint64_t spawned_foreign; /* atomic: spawns from foreign threads */
   int stopping;      /* atomic: shutdown begun; spawn refused */
   int stop;          /* atomic: workers exit their loops */
   int stopped;       /* workers joined */

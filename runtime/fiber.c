@@ -102,7 +102,7 @@ int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
                 const sp_spawn_opts_t *opts, const char *file, int line) {
   sp__worker_t *w = sp__self();
   if (!rt) rt = w ? w->rt : NULL;
-  int detached = opts ? opts->detached : 0;
+  int detached = opts ? opts->detached : !out; /* sp_go: no opts, no handle */
   if (out) *out = (sp_fiber_t){NULL, 0};
   if (!rt || !fn || (!detached && !out)) return -EINVAL;
   size_t size = opts && opts->stack_size ? opts->stack_size : rt->cfg.stack_size;
@@ -145,7 +145,7 @@ int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   STORE(&f->state, F_RUNNABLE, RELAXED);
   __atomic_fetch_add(&rt->live, 1, __ATOMIC_RELAXED); /* F3 */
   if (w) sp__stat_inc(&w->stats.spawned);
-  else __atomic_fetch_add(&rt->workers[0].stats.spawned, 1, __ATOMIC_RELAXED);
+  else __atomic_fetch_add(&rt->spawned_foreign, 1, __ATOMIC_RELAXED);
   if (out) *out = (sp_fiber_t){f, id};
   sp__enqueue(rt, f, false);
   return 0;

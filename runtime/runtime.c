@@ -261,6 +261,7 @@ int sp_runtime_stats(const sp_runtime_t *rt, sp_stats_t *out) {
     out->parks += LOAD(&s->parks, RELAXED);
     out->wakeups += LOAD(&s->wakeups, RELAXED);
   }
+  out->spawned += LOAD(&rt->spawned_foreign, RELAXED);
   out->live = LOAD(&rt->live, RELAXED);
   out->stacks = LOAD(&rt->stacks.mapped, RELAXED);
   return 0;

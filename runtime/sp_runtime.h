@@ -121,7 +121,8 @@ typedef struct sp_spawn_opts {
 } sp_spawn_opts_t;
 
 /* Starts fn(arg) as a new fiber of rt (NULL = the caller's runtime).
- * out may be NULL only for detached fibers. Callable from fibers and from
+ * out may be NULL only for detached fibers (with opts NULL and out NULL the
+ * fiber is detached, which is what sp_go does). Callable from fibers and from
  * foreign threads. Returns 0, -EINVAL (NULL fn, joinable without out, no
  * runtime, stack size out of [SP_STACK_MIN, SP_STACK_MAX]), -ENOMEM (no
  * stack or memory; in debug mode the limit hit is named), -ECANCELED (rt is
@@ -138,7 +139,8 @@ SP_API int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
 /* Waits for f to finish and stores its return value in *result (may be
  * NULL). Works from fibers (parks) and foreign threads (blocks).
  * Returns 0, -ETIMEDOUT (deadline passed; f may be joined again), -EAGAIN
- * (deadline 0 and not finished), -ESRCH (stale handle: already joined),
+ * (deadline 0 and not finished), -ESRCH (stale handle: already joined, or
+ * detached and finished),
  * -EINVAL (detached, joining itself, or another join is waiting on f).
  * Suspends: yes. */
 SP_API int sp_join(sp_fiber_t f, void **result, int64_t deadline);

@@ -1,0 +1,85 @@
+/*
+ * bench_util.c: flag parsing, clocks, RSS and result lines for the C
+ * benchmarks (see bench_util.h).
+ */
+#define _GNU_SOURCE
+#include "bench/bench_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/spindle.h"
+
+/* Returns the value part of arg if it is --<name>=<value>, else NULL. */
+static const char *match(const char *arg, const char *name) {
+  size_t n = strlen(name);
+  if (strncmp(arg, "--", 2) != 0 || strncmp(arg + 2, name, n) != 0 || arg[2 + n] != '=')
+    return NULL;
+  return arg + 3 + n;
+}
+
+void bu_check_flags(int argc, char **argv, const char *const *known) {
+  for (int i = 1; i < argc; i++) {
+    int ok = 0;
+    for (const char *const *k = known; *k && !ok; k++) ok = match(argv[i], *k) != NULL;
+    if (ok) continue;
+    fprintf(stderr, "%s: unknown argument '%s'; flags:", argv[0], argv[i]);
+    for (const char *const *k = known; *k; k++) fprintf(stderr, " --%s=N", *k);
+    fputc('\n', stderr);
+    exit(2);
+  }
+}
+
+int64_t bu_flag(int argc, char **argv, const char *name, int64_t def) {
+  int64_t v = def;
+  for (int i = 1; i < argc; i++) {
+    const char *s = match(argv[i], name);
+    if (!s) continue;
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (*end == 'k' && end[1] == '\0') {
+      x *= 1000;
+      end++;
+    } else if (*end == 'M' && end[1] == '\0') {
+      x *= 1000000;
+      end++;
+    }
+    if (errno || end == s || *end != '\0') {
+      fprintf(stderr, "%s: bad number in '%s'\n", argv[0], argv[i]);
+      exit(2);
+    }
+    v = x;
+  }
+  return v;
+}
+
+int64_t bu_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t bu_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return -1;
+  long long size = 0, resident = -1;
+  if (fscanf(f, "%lld %lld", &size, &resident) != 2) resident = -1;
+  fclose(f);
+  return resident < 0 ? -1 : resident * (int64_t)sysconf(_SC_PAGESIZE);
+}
+
+void bu_result(const char *name, int workers, double value, const char *unit) {
+  printf("RESULT name=%s impl=spindle workers=%d value=%.1f unit=%s\n", name, workers, value,
+         unit);
+  fflush(stdout);
+}
+
+void bu_die(const char *what, int rc) {
+  fprintf(stderr, "bench: %s: %s (%d)\n", what, sp_strerror(rc), rc);
+  exit(1);
+}

@@ -1,0 +1,172 @@
+// stack_test.cc: fiber stacks (arch/stack.c): pooling, guard pages, the
+// memory-map budget, and -ENOMEM instead of crashes.
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "arch/stack.h"
+#include "tests/support/gate.h"
+#include "tests/support/rt_fixture.h"
+#include "tests/support/scale.h"
+
+namespace {
+
+int MapCount() {
+  std::ifstream in("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) n++;
+  return n;
+}
+
+bool KernelHasGuardInstall() {  // MADV_GUARD_INSTALL arrived in Linux 6.13
+  struct utsname u;
+  if (uname(&u) != 0) return false;
+  int major = 0, minor = 0;
+  sscanf(u.release, "%d.%d", &major, &minor);
+  return major > 6 || (major == 6 && minor >= 13);
+}
+
+TEST(StackPool, ReusesFreedStacks) {
+  sp__stack_pool_t pool;
+  sp__stack_pool_init(&pool);
+  sp__stack_cache_t cache{};
+  const char *why = nullptr;
+  sp__stack_t a, b, c;
+  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, 20000, &a, &why));
+  EXPECT_EQ(32u * 1024, a.size) << "rounded up to the size class";
+  memset(a.lo, 0xab, a.size);  // the whole usable range is writable
+  sp__stack_free(&pool, &cache, a);
+  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, 32 * 1024, &b, &why));
+  EXPECT_EQ(a.lo, b.lo) << "cache hit";
+  ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 64 * 1024, &c, &why));  // no cache
+  EXPECT_EQ(2u, pool.mapped);
+  EXPECT_EQ(2u, pool.in_use);
+  sp__stack_free(&pool, nullptr, c);
+  sp__stack_free(&pool, &cache, b);
+  EXPECT_EQ(0u, pool.in_use);
+  sp__stack_t big;  // larger than the largest class: a mapping of its own
+  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, 5 << 20, &big, &why));
+  memset(big.lo, 1, big.size);
+  sp__stack_free(&pool, &cache, big);
+  sp__stack_cache_drain(&pool, &cache);
+  sp__stack_pool_destroy(&pool);
+}
+
+TEST(StackPool, ManyStacksFewMapEntries) {
+  if (!KernelHasGuardInstall()) GTEST_SKIP() << "kernel lacks MADV_GUARD_INSTALL (< 6.13)";
+  sp__stack_pool_t pool;
+  sp__stack_pool_init(&pool);
+  int before = MapCount();
+  const int n = 100000;  // more than vm.max_map_count / 2 would allow with mprotect
+  std::vector<sp__stack_t> st(n);
+  const char *why = nullptr;
+  for (int i = 0; i < n; i++) ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 16384, &st[i], &why)) << why;
+  EXPECT_LT(MapCount() - before, 100) << "guard pages cost map entries";
+  for (auto &s : st) sp__stack_free(&pool, nullptr, s);
+  sp__stack_pool_destroy(&pool);
+}
+
+void Overflow(volatile char *p, int depth) {
+  volatile char buf[1024];
+  buf[0] = (char)depth;
+  if (p) p[0] = buf[0];
+  Overflow(buf, depth + 1);
+}
+
+void *Recurse(void *) {
+  Overflow(nullptr, 0);
+  return nullptr;
+}
+
+void OverflowInFiber() {
+  sp_runtime_t *rt;
+  sp_runtime_create(&rt, nullptr);
+  sp_fiber_t f;
+  sp_spawn_opts_t o = {"deep", SP_STACK_MIN, 0};
+  sp_spawn(rt, &f, Recurse, nullptr, &o);
+  sp_join(f, nullptr, SP_FOREVER);
+}
+
+TEST(StackGuard, OverflowHitsTheGuardPage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+#if defined(SP_HAVE_ASAN)
+  EXPECT_DEATH(OverflowInFiber(), "stack-overflow");
+#elif defined(SP_HAVE_TSAN)
+  EXPECT_DEATH(OverflowInFiber(), "");
+#else
+  EXPECT_EXIT(OverflowInFiber(), testing::KilledBySignal(SIGSEGV), "");
+#endif
+}
+
+void *WaitGate(void *g) {
+  static_cast<sptest::Gate *>(g)->Wait();
+  return nullptr;
+}
+
+void SpawnUntilENOMEM() {
+        sp_config_t cfg;
+        sp_config_init(&cfg);
+        cfg.workers = 1;
+        cfg.debug = 1;
+        sp_runtime_t *rt;
+        if (sp_runtime_create(&rt, &cfg) != 0) exit(3);
+        struct rlimit rl = {(rlim_t)4 << 30, (rlim_t)4 << 30};
+        setrlimit(RLIMIT_AS, &rl);
+        sp_spawn_opts_t o = {"big", (size_t)256 << 20, 0};
+        std::vector<sp_fiber_t> fs;
+        sptest::Gate gate;
+        for (int i = 0; i < 64; i++) {
+          sp_fiber_t f;
+          int rc = sp_spawn(rt, &f, WaitGate, &gate, &o);
+          if (rc == -ENOMEM) {
+            gate.Open();
+            for (auto &h : fs) sp_join(h, nullptr, SP_FOREVER);
+            exit(sp_runtime_destroy(rt) == 0 ? 42 : 4);
+          }
+          if (rc != 0) exit(5);
+          fs.push_back(f);
+        }
+        exit(6);
+}
+
+// When address space runs out, spawn says -ENOMEM (naming the limit in
+// debug mode) instead of crashing. Run in a child so the limit stays there.
+TEST(StackGuard, SpawnReturnsENOMEMWhenStacksRunOut) {
+#if defined(SP_HAVE_ASAN) || defined(SP_HAVE_TSAN)
+  GTEST_SKIP() << "sanitizers reserve address space of their own (RLIMIT_AS)";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(SpawnUntilENOMEM(), testing::ExitedWithCode(42), "no stack of 268435456 bytes: mmap");
+}
+
+// A million parked fibers fit the default vm.max_map_count (65530): the
+// stacks' guard pages do not take a map entry each.
+TEST(StackGuard, MillionParkedFibers) {
+  if (!KernelHasGuardInstall()) GTEST_SKIP() << "kernel lacks MADV_GUARD_INSTALL (< 6.13)";
+  sp_runtime_t *rt;
+  ASSERT_EQ(0, sp_runtime_create(&rt, nullptr));
+  const long n = sptest::Scaled(1000000);
+  sptest::Gate gate;
+  sp_spawn_opts_t o = {"parked", SP_STACK_MIN, 1};
+  for (long i = 0; i < n; i++)
+    ASSERT_EQ(0, sp_spawn(rt, nullptr, [](void *g) -> void * {
+                static_cast<sptest::Gate *>(g)->Wait();
+                return nullptr;
+              }, &gate, &o));
+  while ((long)gate.Waiting() < n) usleep(10000);
+  EXPECT_LT(MapCount(), 10000);
+  sp_stats_t st;
+  ASSERT_EQ(0, sp_runtime_stats(rt, &st));
+  EXPECT_EQ((uint64_t)n, st.live);
+  EXPECT_EQ(n, gate.Open());
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+}
+
+}  // namespace

@@ -1,0 +1,190 @@
+// sched_test.cc: the scheduler: yield storms, work stealing, forced
+// migration (errno/TLS safety), idle workers, fairness of the injection
+// queue. Built twice: with the normal run queues and with SP_RUNQ_CAP=4.
+#include <errno.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "tests/support/rt_fixture.h"
+#include "tests/support/scale.h"
+
+using sptest::RtTest;
+
+namespace {
+
+class SchedTest : public RtTest {};
+
+struct Storm {
+  long yields;
+  std::atomic<long> total{0};
+};
+
+void *Yielder(void *arg) {
+  auto *s = static_cast<Storm *>(arg);
+  for (long i = 0; i < s->yields; i++) {
+    if (sp_yield() != 0) return (void *)1;
+    s->total.fetch_add(1, std::memory_order_relaxed);
+  }
+  return nullptr;
+}
+
+TEST_P(SchedTest, YieldStorm) {
+  Storm s;
+  s.yields = sptest::Scaled(2000);
+  const int n = 500;
+  std::vector<sp_fiber_t> fs(n);
+  for (int i = 0; i < n; i++) ASSERT_EQ(0, sp_spawn(rt_, &fs[i], Yielder, &s, nullptr));
+  for (int i = 0; i < n; i++) {
+    void *r;
+    ASSERT_EQ(0, sp_join(fs[i], &r, SP_FOREVER));
+    EXPECT_EQ(nullptr, r);
+  }
+  EXPECT_EQ(n * s.yields, s.total.load());
+}
+
+// One fiber spawns CPU-bound fibers on its own worker; idle workers must
+// steal them (the steal counter moves and more than one worker runs them).
+TEST_P(SchedTest, StealingMovesWork) {
+  if (workers() < 2) GTEST_SKIP() << "needs two workers";
+  std::atomic<unsigned> seen_mask{0};
+  struct Arg {
+    std::atomic<unsigned> *mask;
+  } arg{&seen_mask};
+  RunInFiber([&] {
+    // Four fibers fit the smallest run queue (SP_RUNQ_CAP=4), so they can
+    // only reach other workers by being stolen, not via the injection queue.
+    std::vector<sp_fiber_t> fs(4);
+    for (auto &f : fs)
+      ASSERT_EQ(0, sp_spawn(nullptr, &f, [](void *a) -> void * {
+                  auto *m = static_cast<Arg *>(a)->mask;
+                  volatile unsigned long x = 0;
+                  for (int i = 0; i < 20000000; i++) x += i;  // ~10 ms of work
+                  m->fetch_or(1u << sp_worker_index());
+                  return nullptr;
+                }, &arg, nullptr));
+    for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  });
+  sp_stats_t st;
+  ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
+  EXPECT_GT(st.steals, 0u);
+  EXPECT_GT(__builtin_popcount(seen_mask.load()), 1) << "only one worker ran the work";
+}
+
+// Injection-queue fairness: fibers spawned from a foreign thread run even
+// while every worker is busy with fibers that yield forever-ish.
+TEST_P(SchedTest, InjectedFibersRunWhileWorkersBusy) {
+  std::atomic<bool> stop{false};
+  std::vector<sp_fiber_t> spinners(workers() * 4);
+  for (auto &f : spinners)
+    ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *a) -> void * {
+                auto *stop = static_cast<std::atomic<bool> *>(a);
+                while (!stop->load()) sp_yield();
+                return nullptr;
+              }, &stop, nullptr));
+  for (int i = 0; i < 100; i++) {
+    sp_fiber_t f;
+    ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *) -> void * { return (void *)5; }, nullptr, nullptr));
+    void *r;
+    ASSERT_EQ(0, sp_join(f, &r, sp_deadline_in(10000000000LL))) << "injected fiber starved";
+    EXPECT_EQ(5, (intptr_t)r);
+  }
+  stop = true;
+  for (auto &f : spinners) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+}
+
+SP_INSTANTIATE_WORKERS(SchedTest);
+
+// ---- forced migration ------------------------------------------------
+
+// Reads errno through a call gcc cannot fold (as user code after a switch).
+__attribute__((noinline)) int *ErrnoAddr() { return &errno; }
+
+struct MigrateResult {
+  std::atomic<int> moves{0}, stays{0}, errno_bad{0}, tls_bad{0};
+};
+
+thread_local int tls_marker;
+
+void *Migrator(void *arg) {
+  auto *r = static_cast<MigrateResult *>(arg);
+  for (int i = 0; i < 200; i++) {
+    int before = sp_worker_index();
+    pthread_t t_before = pthread_self();
+    int token = (int)(sp_fiber_id() * 1000 + i);  // unique to this fiber and round
+    tls_marker = token;
+    errno = token;
+    if (i % 3 == 0)
+      sp_sleep_for(1000);
+    else
+      sp_yield();
+    int after = sp_worker_index();
+    // errno and thread-locals belong to the thread now running us.
+    if (pthread_equal(t_before, pthread_self()) != (before == after)) r->tls_bad++;
+    if (after != before) {
+      r->moves++;
+      // Our token would mean we read the previous thread's errno / TLS.
+      if (*ErrnoAddr() == token || errno == token) r->errno_bad++;
+      if (tls_marker == token) r->tls_bad++;
+    } else {
+      r->stays++;
+    }
+  }
+  return nullptr;
+}
+
+TEST(SchedMigrate, EveryResumeMovesToAnotherWorker) {
+  sp_config_t cfg;
+  sp_config_init(&cfg);
+  cfg.workers = 3;
+  cfg.migrate = 1;
+  sp_runtime_t *rt;
+  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  MigrateResult res;
+  std::vector<sp_fiber_t> fs(20);
+  for (auto &f : fs) ASSERT_EQ(0, sp_spawn(rt, &f, Migrator, &res, nullptr));
+  for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  EXPECT_EQ(0, res.stays.load()) << "a resume stayed on the same worker";
+  EXPECT_EQ(20 * 200, res.moves.load());
+  EXPECT_EQ(0, res.errno_bad.load());
+  EXPECT_EQ(0, res.tls_bad.load());
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+}
+
+// ---- idle runtime uses no CPU ----------------------------------------
+
+TEST(SchedIdle, IdleRuntimeDoesNotSpin) {
+  sp_config_t cfg;
+  sp_config_init(&cfg);
+  cfg.workers = 4;
+  sp_runtime_t *rt;
+  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  // make the workers run something first, then go idle
+  for (int i = 0; i < 100; i++) {
+    sp_fiber_t f;
+    ASSERT_EQ(0, sp_spawn(rt, &f, [](void *) -> void * { return nullptr; }, nullptr, nullptr));
+    ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  }
+  usleep(50000);
+  struct rusage a, b;
+  getrusage(RUSAGE_SELF, &a);
+  usleep(300000);
+  getrusage(RUSAGE_SELF, &b);
+  double cpu = (b.ru_utime.tv_sec - a.ru_utime.tv_sec) + (b.ru_stime.tv_sec - a.ru_stime.tv_sec) +
+               1e-6 * ((b.ru_utime.tv_usec - a.ru_utime.tv_usec) +
+                       (b.ru_stime.tv_usec - a.ru_stime.tv_usec));
+  EXPECT_LT(cpu, 0.03) << "idle workers burned " << cpu << " s of CPU in 0.3 s";
+  // and a fiber woken now still runs promptly
+  sp_fiber_t f;
+  ASSERT_EQ(0, sp_spawn(rt, &f, [](void *) -> void * { return (void *)3; }, nullptr, nullptr));
+  void *r;
+  ASSERT_EQ(0, sp_join(f, &r, sp_deadline_in(5000000000LL)));
+  EXPECT_EQ(3, (intptr_t)r);
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+}
+
+}  // namespace
