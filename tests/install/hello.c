@@ -17,23 +17,23 @@ enum { NFIBERS = 6, ROUNDS = 6 };
 #define SLEEP_NS ((int64_t)2 * 1000 * 1000) /* 2 ms */
 
 struct job {
-  int rounds;        /* rounds completed */
-  int err;           /* first error from sp_sleep_for / sp_yield */
-  uint64_t id;       /* sp_fiber_id() */
-  int64_t slept_ns;  /* time spent in the sleeping rounds */
+  int rounds;       /* rounds completed */
+  int err;          /* first error from sp_sleep_for / sp_yield */
+  uint64_t id;      /* sp_fiber_id() */
+  int64_t slept_ns; /* time spent in the sleeping rounds */
   char name[SP_NAME_MAX + 1];
 };
 
 static int failures;
 
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      fprintf(stderr, "hello: FAIL %s: ", #cond);          \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-      failures++;                                          \
-    }                                                      \
+#define CHECK(cond, ...)                          \
+  do {                                            \
+    if (!(cond)) {                                \
+      fprintf(stderr, "hello: FAIL %s: ", #cond); \
+      fprintf(stderr, __VA_ARGS__);               \
+      fputc('\n', stderr);                        \
+      failures++;                                 \
+    }                                             \
   } while (0)
 
 /* Even rounds sleep, odd rounds yield. Returns its argument. */
@@ -92,8 +92,8 @@ int main(void) {
     CHECK(result == &jobs[i], "fiber %d returned %p", i, result);
     CHECK(jobs[i].err == 0, "fiber %d: %s", i, sp_strerror(jobs[i].err));
     CHECK(jobs[i].rounds == ROUNDS, "fiber %d ran %d rounds", i, jobs[i].rounds);
-    CHECK(jobs[i].slept_ns >= (ROUNDS + 1) / 2 * SLEEP_NS,
-          "fiber %d slept %lld ns", i, (long long)jobs[i].slept_ns);
+    CHECK(jobs[i].slept_ns >= (ROUNDS + 1) / 2 * SLEEP_NS, "fiber %d slept %lld ns", i,
+          (long long)jobs[i].slept_ns);
     CHECK(strcmp(jobs[i].name, "hello") == 0, "fiber %d name '%s'", i, jobs[i].name);
     CHECK(jobs[i].id != 0, "fiber %d id 0", i);
     for (int k = 0; k < i; k++)

@@ -57,7 +57,8 @@ void *Parent(void *arg) {
 }
 
 TEST_P(FiberTest, MillionFibersSpawnJoin) {
-  const long parents = sptest::Scaled(1000), kids = 1000;
+  const long kids = sptest::kMaxLive < 1000 * 50 ? 40 : 1000;
+  const long parents = sptest::Scaled(1000);
   Tree t{kids};
   std::vector<sp_fiber_t> ps(parents);
   for (long i = 0; i < parents; i++) ASSERT_EQ(0, sp_spawn(rt_, &ps[i], Parent, &t, nullptr));
@@ -76,7 +77,7 @@ TEST_P(FiberTest, MillionFibersSpawnJoin) {
 
 TEST_P(FiberTest, DetachedFibersRunAndFreeThemselves) {
   Counter c;
-  const int n = 10000;
+  const int n = (int)sptest::ScaledLive(10000);
   sp_spawn_opts_t o = {"detached", 0, 1};
   for (int i = 0; i < n; i++) ASSERT_EQ(0, sp_spawn(rt_, nullptr, Bump, &c, &o));
   RunInFiber([] {});  // any fiber; then wait for the counter

@@ -58,13 +58,16 @@ TEST_P(SchedTest, StealingMovesWork) {
   RunInFiber([&] {
     // Four fibers fit the smallest run queue (SP_RUNQ_CAP=4), so they can
     // only reach other workers by being stolen, not via the injection queue.
+    // Each spins without yielding until two workers have run one of them
+    // (or 5 s pass): only a thief can make that happen.
     std::vector<sp_fiber_t> fs(4);
     for (auto &f : fs)
       ASSERT_EQ(0, sp_spawn(nullptr, &f, [](void *a) -> void * {
                   auto *m = static_cast<Arg *>(a)->mask;
-                  volatile unsigned long x = 0;
-                  for (int i = 0; i < 20000000; i++) x += i;  // ~10 ms of work
                   m->fetch_or(1u << sp_worker_index());
+                  int64_t give_up = sp_deadline_in(5000000000LL);
+                  while (__builtin_popcount(m->load()) < 2 && sp_now() < give_up) {
+                  }
                   return nullptr;
                 }, &arg, nullptr));
     for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
@@ -101,35 +104,54 @@ SP_INSTANTIATE_WORKERS(SchedTest);
 
 // ---- forced migration ------------------------------------------------
 
-// Reads errno through a call gcc cannot fold (as user code after a switch).
-__attribute__((noinline)) int *ErrnoAddr() { return &errno; }
+// Reads errno's address through a call gcc cannot fold or cache: libc
+// declares __errno_location() const, so a plain `errno` after a switch may
+// reuse the previous thread's address (the very bug this test guards
+// against; reading it that way here would be a real data race).
+__attribute__((noinline)) int *ErrnoAddr() {
+  __asm__ volatile("" ::: "memory");
+  return &errno;
+}
 
 struct MigrateResult {
-  std::atomic<int> moves{0}, stays{0}, errno_bad{0}, tls_bad{0};
+  std::atomic<int> moves{0}, stays{0}, errno_bad{0}, tls_bad{0}, sleep_no_switch{0};
 };
 
 thread_local int tls_marker;
+// Thread-locals and pthread_self() (declared const) through calls gcc
+// cannot cache across the switch: the pattern fiber code must follow.
+__attribute__((noinline)) int *TlsMarker() {
+  __asm__ volatile("" ::: "memory");
+  return &tls_marker;
+}
+__attribute__((noinline)) pthread_t Self() {
+  __asm__ volatile("" ::: "memory");
+  return pthread_self();
+}
 
 void *Migrator(void *arg) {
   auto *r = static_cast<MigrateResult *>(arg);
   for (int i = 0; i < 200; i++) {
     int before = sp_worker_index();
-    pthread_t t_before = pthread_self();
+    pthread_t t_before = Self();
     int token = (int)(sp_fiber_id() * 1000 + i);  // unique to this fiber and round
-    tls_marker = token;
-    errno = token;
-    if (i % 3 == 0)
-      sp_sleep_for(1000);
+    *TlsMarker() = token;
+    *ErrnoAddr() = token;
+    bool slept = i % 3 == 0;
+    if (slept)
+      sp_sleep_for(100000);
     else
       sp_yield();
     int after = sp_worker_index();
     // errno and thread-locals belong to the thread now running us.
-    if (pthread_equal(t_before, pthread_self()) != (before == after)) r->tls_bad++;
-    if (after != before) {
+    if (pthread_equal(t_before, Self()) != (before == after)) r->tls_bad++;
+    if (slept && after == before) {
+      r->sleep_no_switch++;  // the deadline passed before it could park
+    } else if (after != before) {
       r->moves++;
       // Our token would mean we read the previous thread's errno / TLS.
-      if (*ErrnoAddr() == token || errno == token) r->errno_bad++;
-      if (tls_marker == token) r->tls_bad++;
+      if (*ErrnoAddr() == token) r->errno_bad++;
+      if (*TlsMarker() == token) r->tls_bad++;
     } else {
       r->stays++;
     }
@@ -149,7 +171,8 @@ TEST(SchedMigrate, EveryResumeMovesToAnotherWorker) {
   for (auto &f : fs) ASSERT_EQ(0, sp_spawn(rt, &f, Migrator, &res, nullptr));
   for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
   EXPECT_EQ(0, res.stays.load()) << "a resume stayed on the same worker";
-  EXPECT_EQ(20 * 200, res.moves.load());
+  EXPECT_EQ(20 * 200, res.moves.load() + res.sleep_no_switch.load());
+  EXPECT_LT(res.sleep_no_switch.load(), 20 * 200 / 3 / 2);
   EXPECT_EQ(0, res.errno_bad.load());
   EXPECT_EQ(0, res.tls_bad.load());
   ASSERT_EQ(0, sp_runtime_destroy(rt));

@@ -5,10 +5,21 @@
 #include "arch/context.h"
 
 namespace sptest {
-#if defined(SP_HAVE_ASAN) || defined(SP_HAVE_TSAN)
-constexpr int kScale = 10;  // divide iteration counts by this
+#if defined(SP_HAVE_TSAN)
+constexpr int kScale = 20;  // divide iteration counts by this
+// TSan counts every fiber as a thread and dies beyond 8128 live ones.
+constexpr long kMaxLive = 4000;
+#elif defined(SP_HAVE_ASAN)
+constexpr int kScale = 10;
+constexpr long kMaxLive = 1L << 40;
 #else
 constexpr int kScale = 1;
+constexpr long kMaxLive = 1L << 40;
 #endif
 inline long Scaled(long n) { return n / kScale > 0 ? n / kScale : 1; }
+// Scaled, and capped to what may be live at once under TSan.
+inline long ScaledLive(long n) {
+  long s = Scaled(n);
+  return s < kMaxLive ? s : kMaxLive;
+}
 }  // namespace sptest
