@@ -9,7 +9,7 @@ install_tar: a tarball of files and symlinks laid out under a prefix.
 
 load("@bazel_tools//tools/cpp:toolchain_utils.bzl", "find_cpp_toolchain")
 
-def _own_linker_inputs(deps):
+def _linker_inputs(deps):
     """Linker inputs of the deps, in link order, each once."""
     return depset(
         transitive = [d[CcInfo].linking_context.linker_inputs for d in deps],
@@ -20,7 +20,7 @@ def _static_archive_impl(ctx):
     cc_toolchain = find_cpp_toolchain(ctx)
     objects = []
     external = []
-    for li in _own_linker_inputs(ctx.attr.deps):
+    for li in _linker_inputs(ctx.attr.deps):
         if li.owner.workspace_name != "":
             external.append(li)  # system libraries (@system_libs): linkopts only
             continue
@@ -89,7 +89,7 @@ static_archive = rule(
 def _link_flags(deps, own_only = False):
     """The deps' linkopts in link order, each once (only -l... and -pthread)."""
     flags = []
-    for li in _own_linker_inputs(deps):
+    for li in _linker_inputs(deps):
         if own_only and li.owner.workspace_name != "":
             continue
         for f in li.user_link_flags:
@@ -193,6 +193,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     f) cp "$2" "$work/root/$3"; chmod 0644 "$work/root/$3" ;;
     l) ln -s "$2" "$work/root/$3" ;;
+    *) echo "install_tar: bad entry kind $1" >&2; exit 1 ;;
   esac
   echo "$3" >>"$work/list"
   shift 3
