@@ -147,7 +147,9 @@ int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   if (w) sp__stat_inc(&w->stats.spawned);
   else __atomic_fetch_add(&rt->spawned_foreign, 1, __ATOMIC_RELAXED);
   if (out) *out = (sp_fiber_t){f, id};
-  sp__enqueue(rt, f, false);
+  /* like Go's newproc: the newest fiber runs next on this worker (depth
+   * first: a parent that spawns and then joins finds its children hot) */
+  sp__enqueue(rt, f, w != NULL);
   return 0;
 }
 
@@ -179,6 +181,13 @@ void sp__fiber_finish(sp__worker_t *w, struct sp_fiber *f) {
   sp__stack_free(&rt->stacks, &w->stacks, f->stack);
   f->stack = (sp__stack_t){NULL, 0};
   STORE(&f->state, F_DONE, RELAXED);
+  /* F3 before the joiner can run, so a joined fiber is never counted live;
+   * live cannot reach 0 while a joining fiber exists (it is live itself). */
+  if (__atomic_sub_fetch(&rt->live, 1, __ATOMIC_ACQ_REL) == 0) {
+    pthread_mutex_lock(&rt->done_lock);
+    pthread_cond_broadcast(&rt->done_cond);
+    pthread_mutex_unlock(&rt->done_lock);
+  }
   void *j = __atomic_exchange_n(&f->joiner, SP__JOIN_DONE, __ATOMIC_ACQ_REL); /* F1, F2 */
   if (j == SP__JOIN_DETACHED) {
     block_put(rt, f);
@@ -188,11 +197,6 @@ void sp__fiber_finish(sp__worker_t *w, struct sp_fiber *f) {
       sp__park_wake(p, 0); /* f may be collected from here on */
     else
       STORE(&f->join_handoff, 1, RELEASE); /* F5: done with p */
-  }
-  if (__atomic_sub_fetch(&rt->live, 1, __ATOMIC_ACQ_REL) == 0) { /* F3 */
-    pthread_mutex_lock(&rt->done_lock);
-    pthread_cond_broadcast(&rt->done_cond);
-    pthread_mutex_unlock(&rt->done_lock);
   }
 }
 

@@ -138,10 +138,12 @@ struct sp_fiber *sp__inject_pop(struct sp_runtime *rt, sp__worker_t *w) {
     pthread_mutex_unlock(&rt->inject_lock);
     return NULL;
   }
-  /* take a fair share: one to run plus some for later, at most half a ring */
+  /* take a fair share: one to run plus some for later, at most half the
+   * room left in our ring (more would overflow straight back here) */
+  uint32_t room = SP_RUNQ_CAP - (w->tail - LOAD(&w->head, ACQUIRE));
   uint32_t take = n / (uint32_t)rt->nworkers + 1;
   if (take > n) take = n;
-  if (take > SP_RUNQ_CAP / 2) take = SP_RUNQ_CAP / 2;
+  if (take > room / 2 + 1) take = room / 2 + 1;
   struct sp_fiber *f = rt->inject_head, *last = f;
   for (uint32_t i = 1; i < take; i++) last = last->next;
   rt->inject_head = last->next;

@@ -41,6 +41,7 @@
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
+#define SPIN_ROUNDS 64 /* steal rounds of an idle worker before it sleeps */
 
 static __thread sp__worker_t *tls_worker;
 
@@ -345,7 +346,14 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
           w->spinning = true;
           __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
         }
-        for (int round = 0; round < 4 && !f; round++) f = steal_round(w, now);
+        /* spin briefly (~tens of us) before sleeping: work often arrives
+         * right away, and a futex sleep/wake pair costs far more */
+        for (int round = 0; round < SPIN_ROUNDS && !f && !LOAD(&rt->stop, RELAXED); round++) {
+          f = steal_round(w, now);
+          if (!f) f = sp__inbox_pop(w);
+          if (!f) f = sp__inject_pop(rt, w);
+          for (int k = 0; !f && k < 32; k++) __builtin_ia32_pause();
+        }
       }
     }
     if (f) {
