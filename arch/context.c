@@ -68,6 +68,7 @@ void sp__ctx_release(sp__ctx_t *c) {
   c->fctx = NULL;
 }
 
+#if defined(SP_HAVE_ASAN) || defined(SP_HAVE_TSAN) /* else inline in context.h */
 transfer_t sp__ctx_jump(sp__ctx_t *to, void *data) {
   fcontext_t target = to->fctx;
   to->fctx = NULL; /* C1: a context is resumed once per switch-out */
@@ -84,6 +85,7 @@ transfer_t sp__ctx_jump(sp__ctx_t *to, void *data) {
 #endif
   return t;
 }
+#endif
 
 void sp__ctx_jump_final(sp__ctx_t *to, void *data) {
   fcontext_t target = to->fctx;

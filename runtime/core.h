@@ -10,7 +10,7 @@
  *                so a stale handle can be detected by id (F4 in fiber.c).
  *
  * Fiber states (f->state, atomic; the transitions are in sched.c and park.c):
- *   RUNNABLE  on exactly one queue (runq, runnext, inbox or injection),
+ *   RUNNABLE  on exactly one queue (runq, runnext, lifo, inbox, injection),
  *             or handed directly to a worker that is about to run it.
  *   RUNNING   a worker is executing it.
  *   PARKING   it armed a park and may still be running on its stack.
@@ -34,6 +34,7 @@
 #define SP_RUNQ_CAP 256 /* power of two; tests build with 4 */
 #endif
 #define SP__FIBER_CACHE 64 /* free fiber blocks a worker keeps */
+#define SP__LIFO_CAP 16    /* newest spawns a worker runs first (runq.c) */
 #define SP__GLOBAL_EVERY 61 /* ticks between injection-queue checks */
 
 enum sp__fstate { F_RUNNABLE = 1, F_RUNNING, F_PARKING, F_WOKEN, F_PARKED, F_DONE };
@@ -87,6 +88,11 @@ typedef struct sp__worker {
   uint32_t tail __attribute__((aligned(64)));
   struct sp_fiber *runnext;
   struct sp_fiber *buf[SP_RUNQ_CAP];
+
+  /* lifo: the newest spawns, run newest first (shared: lifo_lock) */
+  uint32_t lifo_lock __attribute__((aligned(64)));
+  uint32_t nlifo; /* atomic mirror for lock-free emptiness checks */
+  struct sp_fiber *lifo[SP__LIFO_CAP];
 
   /* inbox: pinned and migrated fibers pushed by others (shared: inbox_lock) */
   pthread_mutex_t inbox_lock __attribute__((aligned(64)));
@@ -153,13 +159,22 @@ sp__worker_t *sp__self(void) __attribute__((noinline));
 /* Switches the current fiber out with action; returns when it is resumed.
  * Runs on: a fiber. Switches: yes. */
 void sp__switch_out(enum sp__action action);
+/* The same, for a caller that just read w = sp__self() (saves a call). */
+void sp__switch_from(sp__worker_t *w, enum sp__action action);
 
 /* Makes a PARKED or WOKEN-pending fiber runnable (park.c calls it).
  * Runs on: any thread. Switches: no. */
 void sp__make_runnable(struct sp_fiber *f);
 
-/* Queues a RUNNABLE fiber where it should run next. Runs on: any thread. */
-void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, bool runnext);
+/* Where sp__enqueue puts a RUNNABLE fiber on the current worker. */
+enum sp__where {
+  Q_TAIL,  /* back of the ring: yields, overflow (fair, FIFO) */
+  Q_NEXT,  /* runnext: a woken fiber runs next, inheriting the time slice */
+  Q_SPAWN, /* lifo: a new fiber; newest first, so spawn-then-join trees run
+            * depth first with few live stacks */
+};
+/* Queues a RUNNABLE fiber. Runs on: any thread. */
+void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where);
 
 /* Prepares a fresh context on f->stack that runs the fiber body. */
 void sp__fiber_prepare(struct sp_fiber *f);
@@ -174,6 +189,9 @@ void sp__runq_push(sp__worker_t *w, struct sp_fiber *f);
 struct sp_fiber *sp__runq_pop(sp__worker_t *w);
 struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim);
 bool sp__runq_empty(const sp__worker_t *w);
+void sp__lifo_push(sp__worker_t *w, struct sp_fiber *f);
+struct sp_fiber *sp__lifo_pop(sp__worker_t *w);
+struct sp_fiber *sp__lifo_steal(sp__worker_t *w, sp__worker_t *victim);
 void sp__inject_push(struct sp_runtime *rt, struct sp_fiber *head, struct sp_fiber *tail, uint32_t n);
 struct sp_fiber *sp__inject_pop(struct sp_runtime *rt, sp__worker_t *w);
 void sp__inbox_push(sp__worker_t *w, struct sp_fiber *f);

@@ -147,9 +147,7 @@ int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   if (w) sp__stat_inc(&w->stats.spawned);
   else __atomic_fetch_add(&rt->spawned_foreign, 1, __ATOMIC_RELAXED);
   if (out) *out = (sp_fiber_t){f, id};
-  /* like Go's newproc: the newest fiber runs next on this worker (depth
-   * first: a parent that spawns and then joins finds its children hot) */
-  sp__enqueue(rt, f, w != NULL);
+  sp__enqueue(rt, f, Q_SPAWN); /* newest first on this worker (runq.c) */
   return 0;
 }
 
@@ -268,8 +266,9 @@ static struct sp_fiber *current(void) {
 }
 
 int sp_yield(void) {
-  if (!current()) return -EPERM;
-  sp__switch_out(ACT_YIELD);
+  sp__worker_t *w = sp__self();
+  if (!w || !w->cur) return -EPERM;
+  sp__switch_from(w, ACT_YIELD); /* w is not used after the switch (S5) */
   return 0;
 }
 

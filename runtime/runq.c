@@ -1,5 +1,5 @@
 /*
- * runq.c: run queues: per-worker ring, injection queue, per-worker inbox.
+ * runq.c: run queues: per-worker ring and lifo, injection queue, inbox.
  *
  * Model: each worker has a bounded ring of SP_RUNQ_CAP fibers. The owner
  * pushes at the tail and pops at the head (FIFO); any worker may steal about
@@ -8,7 +8,12 @@
  * foreign threads), which every worker checks every SP__GLOBAL_EVERY ticks
  * so nothing starves. The inbox is a locked FIFO per worker for fibers that
  * must run on that worker (pinned, or forced migration); it is never stolen
- * from.
+ * from. The lifo holds the newest SP__LIFO_CAP fibers spawned on the worker;
+ * the owner runs the newest first (a parent that spawns children and joins
+ * them runs the tree depth first, with few stacks live and hot in cache),
+ * evicting the oldest to the ring when full; thieves take its oldest half.
+ * Because the owner prefers the lifo, the scheduler pass (every
+ * SP__GLOBAL_EVERY ticks) takes from the ring first so it cannot starve.
  * Invariants:
  *   Q1  Only the owner writes tail; head moves only by CAS.
  *   Q2  A fiber is on at most one queue, and only while RUNNABLE.
@@ -18,11 +23,13 @@
  *   them. Slots are accessed with relaxed atomics because a stealer may read
  *   a slot the owner is concurrently overwriting; the CAS on head discards
  *   such a read.
- * Locks: inject_lock and inbox_lock are leaves (rank QUEUE).
+ * Locks: inject_lock and inbox_lock are leaves (rank QUEUE); lifo_lock is a
+ *   spinlock held for a few pointer moves only (owner and thieves).
  * Rejected: a mutex per ring (steals would serialize with the owner), an
  *   unbounded lock-free deque (ABA and reclamation costs for no gain).
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "runtime/core.h"
 
@@ -33,7 +40,60 @@
 _Static_assert((SP_RUNQ_CAP & MASK) == 0, "SP_RUNQ_CAP must be a power of two");
 
 bool sp__runq_empty(const sp__worker_t *w) {
-  return LOAD(&w->head, ACQUIRE) == LOAD(&w->tail, ACQUIRE) && !LOAD(&w->runnext, ACQUIRE);
+  return LOAD(&w->head, ACQUIRE) == LOAD(&w->tail, ACQUIRE) && !LOAD(&w->runnext, ACQUIRE) &&
+         !LOAD(&w->nlifo, ACQUIRE);
+}
+
+static void lifo_lock(sp__worker_t *w) {
+  while (__atomic_exchange_n(&w->lifo_lock, 1, __ATOMIC_ACQUIRE))
+    while (LOAD(&w->lifo_lock, RELAXED)) __builtin_ia32_pause();
+}
+
+static void lifo_unlock(sp__worker_t *w) { STORE(&w->lifo_lock, 0, RELEASE); }
+
+void sp__lifo_push(sp__worker_t *w, struct sp_fiber *f) {
+  struct sp_fiber *evict = NULL;
+  lifo_lock(w);
+  uint32_t n = w->nlifo;
+  if (n == SP__LIFO_CAP) { /* full: the oldest goes to the ring */
+    evict = w->lifo[0];
+    memmove(&w->lifo[0], &w->lifo[1], (SP__LIFO_CAP - 1) * sizeof w->lifo[0]);
+    n--;
+  }
+  w->lifo[n] = f;
+  STORE(&w->nlifo, n + 1, RELEASE);
+  lifo_unlock(w);
+  if (evict) sp__runq_push(w, evict);
+}
+
+struct sp_fiber *sp__lifo_pop(sp__worker_t *w) {
+  if (!LOAD(&w->nlifo, ACQUIRE)) return NULL;
+  struct sp_fiber *f = NULL;
+  lifo_lock(w);
+  uint32_t n = w->nlifo;
+  if (n) {
+    f = w->lifo[n - 1];
+    STORE(&w->nlifo, n - 1, RELEASE);
+  }
+  lifo_unlock(w);
+  return f;
+}
+
+/* Takes the oldest half of victim's lifo: one to run, the rest into w's
+ * ring. Runs on: thief (w), whose ring has room (it is stealing). */
+struct sp_fiber *sp__lifo_steal(sp__worker_t *w, sp__worker_t *victim) {
+  if (!LOAD(&victim->nlifo, ACQUIRE)) return NULL;
+  struct sp_fiber *got[SP__LIFO_CAP];
+  uint32_t k = 0;
+  lifo_lock(victim);
+  uint32_t n = victim->nlifo;
+  k = n - n / 2;
+  memcpy(got, victim->lifo, k * sizeof got[0]);
+  memmove(&victim->lifo[0], &victim->lifo[k], (n - k) * sizeof got[0]);
+  STORE(&victim->nlifo, n - k, RELEASE);
+  lifo_unlock(victim);
+  for (uint32_t i = 1; i < k; i++) sp__runq_push(w, got[i]);
+  return k ? got[0] : NULL;
 }
 
 /* Moves half the ring plus f to the injection queue. Returns false if a

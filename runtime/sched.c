@@ -120,7 +120,7 @@ static void stop_spinning(sp__worker_t *w) {
 
 /* ---- queueing ---------------------------------------------------------- */
 
-void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, bool runnext) {
+void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where) {
   sp__worker_t *w = sp__self();
   sp__worker_t *target = NULL;
   if (f->pinned >= 0) {
@@ -135,9 +135,11 @@ void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, bool runnext) {
     return;
   }
   if (w && w->rt == rt) {
-    if (runnext) {
+    if (where == Q_NEXT) {
       struct sp_fiber *old = __atomic_exchange_n(&w->runnext, f, __ATOMIC_ACQ_REL);
       if (old) sp__runq_push(w, old);
+    } else if (where == Q_SPAWN) {
+      sp__lifo_push(w, f);
     } else {
       sp__runq_push(w, f);
     }
@@ -147,14 +149,14 @@ void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, bool runnext) {
   wake_if_needed(rt);
 }
 
-void sp__make_runnable(struct sp_fiber *f) { sp__enqueue(f->rt, f, true); }
+void sp__make_runnable(struct sp_fiber *f) { sp__enqueue(f->rt, f, Q_NEXT); }
 
 /* Puts a yielding fiber back (not new work: no wake-up needed unless it
  * must go elsewhere). Runs on: w. */
 static void requeue(sp__worker_t *w, struct sp_fiber *f) {
   STORE(&f->state, F_RUNNABLE, RELAXED);
   if (f->pinned >= 0 || (w->rt->cfg.migrate && w->rt->nworkers > 1))
-    sp__enqueue(w->rt, f, false);
+    sp__enqueue(w->rt, f, Q_TAIL);
   else
     sp__runq_push(w, f);
 }
@@ -182,7 +184,7 @@ static void after_switch(transfer_t t) {
                                      __ATOMIC_ACQUIRE)) {
       if (s != F_WOKEN) sp__panic("sched: fiber %llu parked in state %u", (unsigned long long)prev->id, s);
       STORE(&prev->state, F_RUNNABLE, RELAXED);
-      sp__enqueue(w->rt, prev, true);
+      sp__enqueue(w->rt, prev, Q_NEXT);
     }
     break;
   }
@@ -207,13 +209,17 @@ static void take(sp__worker_t *w, struct sp_fiber *f) {
  * looked at). Runs on: w, in a fiber. */
 static struct sp_fiber *next_local(sp__worker_t *w) {
   if (++w->tick % SP__GLOBAL_EVERY == 0) return NULL;
-  return sp__runq_pop(w);
+  struct sp_fiber *f = LOAD(&w->runnext, RELAXED) ? sp__runq_pop(w) : NULL;
+  if (!f) f = sp__lifo_pop(w);
+  if (!f) f = sp__runq_pop(w);
+  return f;
 }
 
 static void fiber_entry(transfer_t t);
 
-void sp__switch_out(enum sp__action action) {
-  sp__worker_t *w = sp__self();
+void sp__switch_out(enum sp__action action) { sp__switch_from(sp__self(), action); }
+
+void sp__switch_from(sp__worker_t *w, enum sp__action action) {
   struct sp_fiber *f = w->cur;
   if (action == ACT_PARK) {
     uint32_t s = F_WOKEN; /* woken before we left: keep running */
@@ -318,6 +324,7 @@ static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now) {
     if (now) sp__timer_run(&v->timers, now);
     struct sp_fiber *f = sp__runq_pop(w); /* a timer may have readied one */
     if (!f) f = sp__runq_steal(w, v);
+    if (!f) f = sp__lifo_steal(w, v);
     if (f) {
       sp__stat_inc(&w->stats.steals);
       return f;
@@ -337,7 +344,8 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
     if (w->tick % SP__GLOBAL_EVERY == 0) f = sp__inject_pop(rt, w);
     w->tick++;
     if (!f) f = sp__inbox_pop(w);
-    if (!f) f = sp__runq_pop(w);
+    if (!f) f = sp__runq_pop(w); /* ring before lifo here: nothing starves */
+    if (!f) f = sp__lifo_pop(w);
     if (!f) f = sp__inject_pop(rt, w);
     if (!f && rt->nworkers > 1) {
       int busy = rt->nworkers - LOAD(&rt->nidle, RELAXED);

@@ -100,6 +100,46 @@ TEST_P(SchedTest, InjectedFibersRunWhileWorkersBusy) {
   for (auto &f : spinners) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
 }
 
+// Spawns go to the spawner's lifo; a spawner that then computes without
+// yielding must not hide them from idle workers: thieves take them.
+TEST_P(SchedTest, SpawnsOfABusyFiberAreStolen) {
+  if (workers() < 2) GTEST_SKIP() << "needs two workers";
+  std::atomic<int> ran{0};
+  RunInFiber([&] {
+    for (int i = 0; i < 8; i++)
+      ASSERT_EQ(0, sp_go([](void *a) -> void * {
+                  static_cast<std::atomic<int> *>(a)->fetch_add(1);
+                  return nullptr;
+                }, &ran));
+    int64_t give_up = sp_deadline_in(5000000000LL);
+    while (ran.load() < 8 && sp_now() < give_up) {
+    }
+  });
+  EXPECT_EQ(8, ran.load());
+}
+
+// A fiber that keeps spawning and yielding does not starve a fiber waiting
+// in the ring (the lifo of new spawns is preferred, but not forever).
+TEST_P(SchedTest, SpawnStormDoesNotStarveTheRing) {
+  std::atomic<bool> flag{false};
+  RunInFiber([&] {
+    sp_fiber_t b;
+    ASSERT_EQ(0, sp_spawn(nullptr, &b, [](void *a) -> void * {
+                static_cast<std::atomic<bool> *>(a)->store(true);
+                return nullptr;
+              }, &flag, nullptr));
+    int64_t give_up = sp_deadline_in(5000000000LL);
+    long spawned = 0;
+    while (!flag.load() && sp_now() < give_up) {
+      for (int i = 0; i < 20; i++, spawned++)
+        ASSERT_EQ(0, sp_go([](void *) -> void * { return nullptr; }, nullptr));
+      sp_yield();
+    }
+    EXPECT_TRUE(flag.load()) << "starved behind " << spawned << " spawns";
+    ASSERT_EQ(0, sp_join(b, nullptr, SP_FOREVER));
+  });
+}
+
 SP_INSTANTIATE_WORKERS(SchedTest);
 
 // ---- forced migration ------------------------------------------------
