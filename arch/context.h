@@ -15,14 +15,23 @@
  * signal masks, errno or any thread-local (they belong to the thread, and a
  * fiber may resume on another thread), and the fs base (TLS pointer).
  *
- * Floating point: MXCSR is per context, so a fiber's rounding mode and its
- * sticky exception flags follow it. Any inexact FP operation sets the PE flag;
- * once a fiber's MXCSR differs from the one it switches to, the ldmxcsr in
- * the switch costs ~70 ns instead of ~5 ns (measured: bench/switch_bench.c,
- * "mxcsr-differs"). FP-heavy fibers that switch often should clear the
- * sticky flags (feclearexcept(FE_ALL_EXCEPT)) before blocking calls; the
- * runtime does not do it for them, because that would lose fenv state.
- *
+ * Floating point: MXCSR (SSE rounding mode, exception masks and sticky
+ * exception flags) and the x87 control word are per context: a fiber's
+ * fesetround() follows it and does not leak into other fibers. The x87
+ * status word is NOT switched, so x87 exception flags (glibc raises
+ * feraiseexcept() through x87 on x86_64) belong to the thread:
+ * fetestexcept() in a fiber may see flags raised by other fibers that ran
+ * on the same worker, and may lose its own when it migrates. Do not rely on
+ * fenv exception flags across a switch point (clear, compute, test with no
+ * blocking call in between).
+ * Cost: when the two contexts' MXCSR differ (any inexact SSE operation sets
+ * the sticky PE flag), the ldmxcsr in each switch may be slow on some
+ * CPUs; the project's brief quotes ~72 ns instead of ~5 ns on an earlier
+ * machine. bench/switch_bench.c measures both cases: on the AMD EPYC
+ * (Zen 5) VM of bench/RESULTS.md, 4.3 ns either way. Where the penalty
+ * exists, a FP-heavy fiber that blocks often can avoid it with
+ * feclearexcept(FE_ALL_EXCEPT) before blocking; the runtime does not clear
+ * flags for it, because that would destroy fenv state the fiber may want.
  * Invariants:
  *   C1  A context is resumed at most once per switch-out (never twice).
  *   C2  The stack of a context that finished is not touched by the switch
