@@ -107,6 +107,7 @@ typedef struct sp__worker {
   sp__stack_cache_t stacks;
   struct sp_fiber *fcache[SP__FIBER_CACHE];
   int nfcache;
+  uint64_t id_next, id_end; /* fiber ids reserved by this worker (fiber.c) */
   sp__stats_w_t stats; /* written by the owner, read relaxed by anyone */
 } sp__worker_t;
 

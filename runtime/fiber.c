@@ -35,6 +35,9 @@
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
 #define SLAB 64
 
+/* Reports misuse in debug mode (naming the calling fiber) and returns code. */
+#define misuse(rt, code, ...) (sp__debugf((rt), __VA_ARGS__), (code))
+
 /* ---- the block pool ---------------------------------------------------- */
 
 /* Allocates a slab of blocks into the pool. Locks: caller holds fpool_lock. */
@@ -98,13 +101,29 @@ void sp__fiber_pool_destroy(struct sp_runtime *rt) {
 
 /* ---- spawn ------------------------------------------------------------- */
 
+/* A fresh fiber id, unique in rt; workers take them in batches so spawns
+ * on different workers do not contend on one counter. */
+static uint64_t new_id(struct sp_runtime *rt, sp__worker_t *w) {
+  enum { BATCH = 64 };
+  if (!w) return __atomic_fetch_add(&rt->next_id, 1, __ATOMIC_RELAXED) + 1;
+  if (w->id_next == w->id_end) {
+    w->id_next = __atomic_fetch_add(&rt->next_id, BATCH, __ATOMIC_RELAXED) + 1;
+    w->id_end = w->id_next + BATCH;
+  }
+  return w->id_next++;
+}
+
 int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
                 const sp_spawn_opts_t *opts, const char *file, int line) {
   sp__worker_t *w = sp__self();
   if (!rt) rt = w ? w->rt : NULL;
   int detached = opts ? opts->detached : !out; /* sp_go: no opts, no handle */
   if (out) *out = (sp_fiber_t){NULL, 0};
-  if (!rt || !fn || (!detached && !out)) return -EINVAL;
+  if (!rt || !fn || (!detached && !out)) {
+    sp__debugf(rt, "spawn: %s", !rt ? "no runtime (NULL rt outside a fiber)"
+                                : !fn ? "NULL function" : "joinable fiber without a handle");
+    return -EINVAL;
+  }
   size_t size = opts && opts->stack_size ? opts->stack_size : rt->cfg.stack_size;
   if (size < SP_STACK_MIN || size > SP_STACK_MAX) {
     sp__debugf(rt, "spawn: stack size %zu outside [%zu, %zu]", size, SP_STACK_MIN, SP_STACK_MAX);
@@ -140,7 +159,7 @@ int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   strncpy(f->name, name, SP_NAME_MAX);
   f->name[SP_NAME_MAX] = '\0';
   sp__fiber_prepare(f);
-  uint64_t id = __atomic_add_fetch(&rt->next_id, 1, __ATOMIC_RELAXED);
+  uint64_t id = new_id(rt, w);
   STORE(&f->id, id, RELEASE);
   STORE(&f->state, F_RUNNABLE, RELAXED);
   __atomic_fetch_add(&rt->live, 1, __ATOMIC_RELAXED); /* F3 */
@@ -208,13 +227,19 @@ static int collect(struct sp_fiber *f, void **result) {
 
 int sp_join(sp_fiber_t h, void **result, int64_t deadline) {
   struct sp_fiber *f = h.p;
-  if (!f || h.id == 0) return -EINVAL;
-  if (LOAD(&f->id, ACQUIRE) != h.id) return -ESRCH; /* F4 */
+  if (!f || h.id == 0) return misuse(NULL, -EINVAL, "join: empty fiber handle");
+  if (LOAD(&f->id, ACQUIRE) != h.id) /* F4 */
+    return misuse(NULL, -ESRCH, "join: fiber %llu was already joined (or detached)",
+                  (unsigned long long)h.id);
   sp__worker_t *w = sp__self();
-  if (w && w->cur == f) return -EINVAL;
+  if (w && w->cur == f) return misuse(f->rt, -EINVAL, "join: a fiber cannot join itself");
   void *j = LOAD(&f->joiner, ACQUIRE);
   if (j == SP__JOIN_DONE) return collect(f, result);
-  if (j == SP__JOIN_DETACHED || j) return -EINVAL;
+  if (j == SP__JOIN_DETACHED)
+    return misuse(f->rt, -EINVAL, "join: fiber %llu is detached", (unsigned long long)h.id);
+  if (j)
+    return misuse(f->rt, -EINVAL, "join: fiber %llu is already being joined",
+                  (unsigned long long)h.id);
   if (deadline == 0) return -EAGAIN;
 
   sp__parker_t p;
@@ -224,7 +249,8 @@ int sp_join(sp_fiber_t h, void **result, int64_t deadline) {
                                    __ATOMIC_ACQUIRE)) {
     sp__park_abort(&p); /* nobody else knows p: always succeeds */
     if (expect == SP__JOIN_DONE) return collect(f, result);
-    return -EINVAL;
+    return misuse(f->rt, -EINVAL, "join: fiber %llu is detached or being joined",
+                  (unsigned long long)h.id);
   }
   if (LOAD(&f->id, ACQUIRE) != h.id) sp__panic("fiber: block reused during join");
   int rc = sp__park_wait(&p, deadline);
@@ -240,8 +266,10 @@ int sp_join(sp_fiber_t h, void **result, int64_t deadline) {
 
 int sp_detach(sp_fiber_t h) {
   struct sp_fiber *f = h.p;
-  if (!f || h.id == 0) return -EINVAL;
-  if (LOAD(&f->id, ACQUIRE) != h.id) return -ESRCH;
+  if (!f || h.id == 0) return misuse(NULL, -EINVAL, "detach: empty fiber handle");
+  if (LOAD(&f->id, ACQUIRE) != h.id)
+    return misuse(NULL, -ESRCH, "detach: fiber %llu was already joined (or detached)",
+                  (unsigned long long)h.id);
   void *expect = NULL;
   if (__atomic_compare_exchange_n(&f->joiner, &expect, SP__JOIN_DETACHED, false,
                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -251,11 +279,12 @@ int sp_detach(sp_fiber_t h) {
      * have collected it. */
     if (!__atomic_compare_exchange_n(&f->joiner, &expect, SP__JOIN_DETACHED, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-      return -EINVAL;
+      return misuse(f->rt, -EINVAL, "detach: fiber %llu raced a join", (unsigned long long)h.id);
     block_put(f->rt, f);
     return 0;
   }
-  return -EINVAL;
+  return misuse(f->rt, -EINVAL, "detach: fiber %llu is %s", (unsigned long long)h.id,
+                expect == SP__JOIN_DETACHED ? "already detached" : "being joined");
 }
 
 /* ---- the running fiber ------------------------------------------------- */
@@ -267,14 +296,15 @@ static struct sp_fiber *current(void) {
 
 int sp_yield(void) {
   sp__worker_t *w = sp__self();
-  if (!w || !w->cur) return -EPERM;
+  if (!w || !w->cur) return misuse(NULL, -EPERM, "sp_yield outside a fiber");
   sp__switch_from(w, ACT_YIELD); /* w is not used after the switch (S5) */
   return 0;
 }
 
 int sp_sleep_until(int64_t deadline) {
-  if (!current()) return -EPERM;
-  if (deadline == SP_FOREVER) return -EINVAL; /* would never return */
+  if (!current()) return misuse(NULL, -EPERM, "sp_sleep_until outside a fiber (use nanosleep)");
+  if (deadline == SP_FOREVER) /* would never return */
+    return misuse(NULL, -EINVAL, "sp_sleep_until(SP_FOREVER) would never return");
   sp__parker_t p;
   sp__park_begin(&p);
   int rc = sp__park_wait(&p, deadline);
@@ -300,14 +330,14 @@ const char *sp_fiber_name(void) {
 
 int sp_pin(void) {
   sp__worker_t *w = sp__self();
-  if (!w || !w->cur) return -EPERM;
+  if (!w || !w->cur) return misuse(NULL, -EPERM, "sp_pin outside a fiber");
   w->cur->pinned = w->index;
   return 0;
 }
 
 int sp_unpin(void) {
   struct sp_fiber *f = current();
-  if (!f) return -EPERM;
+  if (!f) return misuse(NULL, -EPERM, "sp_unpin outside a fiber");
   f->pinned = -1;
   return 0;
 }
@@ -324,7 +354,7 @@ int sp_key_create(sp_runtime_t *rt, void (*dtor)(void *)) {
     sp__worker_t *w = sp__self();
     rt = w ? w->rt : NULL;
   }
-  if (!rt) return -EINVAL;
+  if (!rt) return misuse(NULL, -EINVAL, "sp_key_create: no runtime (NULL outside a fiber)");
   int k = __atomic_fetch_add(&rt->nkeys, 1, __ATOMIC_ACQ_REL);
   if (k >= SP_KEYS_MAX) {
     __atomic_fetch_sub(&rt->nkeys, 1, __ATOMIC_ACQ_REL);
@@ -336,8 +366,9 @@ int sp_key_create(sp_runtime_t *rt, void (*dtor)(void *)) {
 
 int sp_key_set(sp_key_t key, void *value) {
   struct sp_fiber *f = current();
-  if (!f) return -EPERM;
-  if (key < 0 || key >= LOAD(&f->rt->nkeys, ACQUIRE)) return -EINVAL;
+  if (!f) return misuse(NULL, -EPERM, "sp_key_set outside a fiber");
+  if (key < 0 || key >= LOAD(&f->rt->nkeys, ACQUIRE))
+    return misuse(f->rt, -EINVAL, "sp_key_set: key %d was not created", key);
   if (!f->fls) {
     if (!value) return 0;
     f->fls = calloc(SP_KEYS_MAX, sizeof *f->fls);

@@ -69,8 +69,18 @@ void sp__panic(const char *fmt, ...) {
   abort();
 }
 
+static bool debug_on(struct sp_runtime *rt) {
+  if (rt) return rt->cfg.debug;
+  const char *v = getenv("SPINDLE_DEBUG"); /* no runtime known: the env decides */
+  return v && atoi(v) > 0;
+}
+
 void sp__debugf(struct sp_runtime *rt, const char *fmt, ...) {
-  if (!rt || !rt->cfg.debug) return;
+  if (!rt) {
+    sp__worker_t *w = sp__self();
+    rt = w ? w->rt : NULL;
+  }
+  if (!debug_on(rt)) return;
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
@@ -207,7 +217,10 @@ static void report_live(struct sp_runtime *rt) {
 
 int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
   if (!rt) return -EINVAL;
-  if (on_own_worker(rt)) return -EDEADLK;
+  if (on_own_worker(rt)) {
+    sp__debugf(rt, "sp_runtime_shutdown called from a fiber of that runtime");
+    return -EDEADLK;
+  }
   if (rt->stopped) return 0;
   STORE(&rt->stopping, 1, RELEASE); /* R1 */
   pthread_mutex_lock(&rt->done_lock);
@@ -233,7 +246,10 @@ int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
 
 int sp_runtime_destroy(sp_runtime_t *rt) {
   if (!rt) return -EINVAL;
-  if (on_own_worker(rt)) return -EDEADLK;
+  if (on_own_worker(rt)) {
+    sp__debugf(rt, "sp_runtime_destroy called from a fiber of that runtime");
+    return -EDEADLK;
+  }
   if (!rt->stopped) {
     if (LOAD(&rt->stopping, ACQUIRE) && LOAD(&rt->live, ACQUIRE)) return -EBUSY;
     int rc = sp_runtime_shutdown(rt, SP_FOREVER);
@@ -264,5 +280,6 @@ int sp_runtime_stats(const sp_runtime_t *rt, sp_stats_t *out) {
   out->spawned += LOAD(&rt->spawned_foreign, RELAXED);
   out->live = LOAD(&rt->live, RELAXED);
   out->stacks = LOAD(&rt->stacks.mapped, RELAXED);
+  out->stacks_used = LOAD(&rt->stacks.in_use, RELAXED);
   return 0;
 }

@@ -101,6 +101,10 @@ static void wake_one(struct sp_runtime *rt) {
 
 /* Producer side of S3: call after publishing new work. */
 static void wake_if_needed(struct sp_runtime *rt) {
+  if (rt->nworkers == 1) { /* the one worker is us: nobody to wake */
+    sp__worker_t *w = sp__self();
+    if (w && w->rt == rt) return;
+  }
 #ifdef SP_HAVE_TSAN /* TSan does not model fences: use an RMW (same order) */
   if (__atomic_fetch_add(&rt->nidle, 0, __ATOMIC_SEQ_CST) > 0
 #else

@@ -109,6 +109,7 @@ typedef struct sp_stats {
   uint64_t parks;    /* fiber parks (blocking waits) */
   uint64_t wakeups;  /* idle worker wake-ups */
   uint64_t stacks;   /* fiber stacks mapped (in use or pooled) */
+  uint64_t stacks_used; /* fiber stacks in use by live fibers */
 } sp_stats_t;
 SP_API int sp_runtime_stats(const sp_runtime_t *rt, sp_stats_t *out);
 

@@ -174,7 +174,14 @@ TEST(RuntimeTest, Configuration) {
 void *SpawnWithBadStack(void *) {
   sp_spawn_opts_t bad = {"bad", 1, 0};
   sp_fiber_t g;
-  return (void *)(intptr_t)sp_spawn(nullptr, &g, Echo, nullptr, &bad);
+  int rc = sp_spawn(nullptr, &g, Echo, nullptr, &bad);
+  if (rc != -EINVAL) return (void *)1;
+  // misuse: join twice, sleep forever; each a code plus a message
+  if (sp_spawn(nullptr, &g, Echo, nullptr, nullptr) != 0) return (void *)2;
+  if (sp_join(g, nullptr, SP_FOREVER) != 0) return (void *)3;
+  if (sp_join(g, nullptr, SP_FOREVER) != -ESRCH) return (void *)4;
+  if (sp_sleep_until(SP_FOREVER) != -EINVAL) return (void *)5;
+  return (void *)(intptr_t)rc;
 }
 
 TEST(RuntimeTest, DebugModeNamesTheFiber) {
@@ -193,6 +200,9 @@ TEST(RuntimeTest, DebugModeNamesTheFiber) {
   EXPECT_EQ(-EINVAL, (intptr_t)r);
   EXPECT_NE(std::string::npos, err.find("\"misuser\"")) << err;
   EXPECT_NE(std::string::npos, err.find("stack size")) << err;
+  EXPECT_NE(std::string::npos, err.find("already joined")) << err;
+  EXPECT_NE(std::string::npos, err.find("would never return")) << err;
+  EXPECT_NE(std::string::npos, err.find("runtime_test.cc")) << "spawn site: " << err;
   ASSERT_EQ(0, sp_runtime_destroy(rt));
 }
 

@@ -27,6 +27,7 @@ class RtTest : public ::testing::TestWithParam<int> {
     sp_stats_t st;
     ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
     EXPECT_EQ(0u, st.live) << "fibers leaked";
+    EXPECT_EQ(0u, st.stacks_used) << "stacks leaked";
     ASSERT_EQ(0, sp_runtime_destroy(rt_));
     rt_ = nullptr;
   }
