@@ -83,3 +83,13 @@ void bu_die(const char *what, int rc) {
   fprintf(stderr, "bench: %s: %s (%d)\n", what, sp_strerror(rc), rc);
   exit(1);
 }
+
+struct sp_runtime *bu_runtime(int workers) {
+  sp_config_t cfg;
+  sp_config_init(&cfg);
+  cfg.workers = workers;
+  sp_runtime_t *rt;
+  int rc = sp_runtime_create(&rt, &cfg);
+  if (rc < 0) bu_die("runtime_create", rc);
+  return rt;
+}

@@ -29,6 +29,10 @@ int64_t bu_rss_bytes(void);
 /* Prints a RESULT line (impl=spindle) and flushes stdout. */
 void bu_result(const char *name, int workers, double value, const char *unit);
 
+struct sp_runtime;
+/* A runtime with `workers` workers; exits 1 if it cannot be created. */
+struct sp_runtime *bu_runtime(int workers);
+
 /* Prints "bench: <what>: <text for rc>" on stderr and exits 1. */
 __attribute__((noreturn)) void bu_die(const char *what, int rc);
 

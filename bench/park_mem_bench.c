@@ -80,12 +80,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "park_mem_bench: need --workers>=1 and --n>=1\n");
     return 2;
   }
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = workers;
-  sp_runtime_t *rt;
-  int rc = sp_runtime_create(&rt, &cfg);
-  if (rc < 0) bu_die("runtime_create", rc);
+  sp_runtime_t *rt = bu_runtime(workers);
+  int rc;
   sp_fiber_t *h = malloc((size_t)(n + 1) * sizeof *h);
   if (!h) bu_die("malloc", -12);
   memset(h, 0, (size_t)(n + 1) * sizeof *h);

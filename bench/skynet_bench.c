@@ -80,12 +80,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "skynet_bench: need --workers>=1 and --n a power of %d\n", FANOUT);
     return 2;
   }
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = workers;
-  sp_runtime_t *rt;
-  int rc = sp_runtime_create(&rt, &cfg);
-  if (rc < 0) bu_die("runtime_create", rc);
+  sp_runtime_t *rt = bu_runtime(workers);
+  int rc;
   bu_result("skynet", workers, measure(rt, n), "ms");
   rc = sp_runtime_destroy(rt);
   if (rc < 0) bu_die("runtime_destroy", rc);

@@ -55,12 +55,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "spawn_join_bench: need --workers>=1 and --n>=1\n");
     return 2;
   }
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = workers;
-  sp_runtime_t *rt;
-  int rc = sp_runtime_create(&rt, &cfg);
-  if (rc < 0) bu_die("runtime_create", rc);
+  sp_runtime_t *rt = bu_runtime(workers);
+  int rc;
   measure(rt, n / 10 + 1); /* warm-up */
   bu_result("spawn_join", workers, measure(rt, n), "ns/op");
   rc = sp_runtime_destroy(rt);

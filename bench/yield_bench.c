@@ -77,12 +77,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "yield_bench: need --workers>=1, --n>=1, 0<=--fibers<=%d\n", MAX_FIBERS);
     return 2;
   }
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = workers;
-  sp_runtime_t *rt;
-  int rc = sp_runtime_create(&rt, &cfg);
-  if (rc < 0) bu_die("runtime_create", rc);
+  sp_runtime_t *rt = bu_runtime(workers);
+  int rc;
 
   measure(rt, 2, n / 20 + 1); /* warm-up: stacks, blocks, caches */
   for (int k = 1; k <= 2; k++) {

@@ -46,8 +46,12 @@
 static __thread sp__worker_t *tls_worker;
 
 sp__worker_t *sp__self(void) {
-  __asm__ volatile("" ::: "memory"); /* keep gcc from treating it as pure */
-  return tls_worker;
+  /* noinline plus an opaque asm: neither gcc nor clang may treat the call
+   * as pure or propagate what it returns into callers (clang's IPSCCP
+   * would otherwise reuse a TLS address computed before a switch) */
+  sp__worker_t *w = tls_worker;
+  __asm__ volatile("" : "+r"(w)::"memory");
+  return w;
 }
 
 static uint32_t fastrand(sp__worker_t *w) {
@@ -61,14 +65,8 @@ static uint32_t fastrand(sp__worker_t *w) {
 
 /* ---- waking idle workers (S3, S4) ------------------------------------- */
 
-/* Wakes worker v if it sleeps in the idle list; it then counts as spinning.
- * Locks: idle_lock. */
-static bool wake_worker(struct sp_runtime *rt, sp__worker_t *v) {
-  pthread_mutex_lock(&rt->idle_lock);
-  if (!v->in_idle) {
-    pthread_mutex_unlock(&rt->idle_lock);
-    return false;
-  }
+/* Takes v out of the idle list. Locks: caller holds idle_lock. */
+static void idle_remove(struct sp_runtime *rt, sp__worker_t *v) {
   for (int i = 0; i < rt->nidle_list; i++)
     if (rt->idle[i] == v->index) {
       rt->idle[i] = rt->idle[--rt->nidle_list];
@@ -76,27 +74,39 @@ static bool wake_worker(struct sp_runtime *rt, sp__worker_t *v) {
     }
   v->in_idle = false;
   __atomic_fetch_sub(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Wakes v, which the caller just took out of the idle list; v counts as
+ * spinning from now on (S4). Locks: caller holds idle_lock; released here. */
+static void wake_removed(struct sp_runtime *rt, sp__worker_t *v) {
   __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
   pthread_mutex_unlock(&rt->idle_lock);
   STORE(&v->sleep, 0, RELEASE);
   sp__futex_wake(&v->sleep, 1);
+}
+
+/* Wakes worker v if it sleeps in the idle list. Locks: idle_lock. */
+static bool wake_worker(struct sp_runtime *rt, sp__worker_t *v) {
+  pthread_mutex_lock(&rt->idle_lock);
+  if (!v->in_idle) {
+    pthread_mutex_unlock(&rt->idle_lock);
+    return false;
+  }
+  idle_remove(rt, v);
+  wake_removed(rt, v);
   return true;
 }
 
-/* Wakes one sleeping worker, if any. */
+/* Wakes one sleeping worker, if any. Locks: idle_lock. */
 static void wake_one(struct sp_runtime *rt) {
   pthread_mutex_lock(&rt->idle_lock);
   if (rt->nidle_list == 0) {
     pthread_mutex_unlock(&rt->idle_lock);
     return;
   }
-  sp__worker_t *v = &rt->workers[rt->idle[--rt->nidle_list]];
-  v->in_idle = false;
-  __atomic_fetch_sub(&rt->nidle, 1, __ATOMIC_SEQ_CST);
-  __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
-  pthread_mutex_unlock(&rt->idle_lock);
-  STORE(&v->sleep, 0, RELEASE);
-  sp__futex_wake(&v->sleep, 1);
+  sp__worker_t *v = &rt->workers[rt->idle[rt->nidle_list - 1]];
+  idle_remove(rt, v);
+  wake_removed(rt, v);
 }
 
 /* Producer side of S3: call after publishing new work. */
@@ -284,8 +294,11 @@ static int64_t earliest_timer(struct sp_runtime *rt) {
   return m;
 }
 
-/* Sleeps until woken or the earliest timer (S3, S4). Runs on: w, sched. */
-static void idle(sp__worker_t *w) {
+/* Sleeps until woken or the earliest timer (S3, S4). Returns true when it
+ * did not sleep because work was visible after registering: the caller must
+ * then look for it even if enough others are spinning (else a CPU-bound
+ * fiber's queued work could sit while this worker loops). Runs on: w, sched. */
+static bool idle(sp__worker_t *w) {
   struct sp_runtime *rt = w->rt;
   pthread_mutex_lock(&rt->idle_lock);
   rt->idle[rt->nidle_list++] = w->index;
@@ -298,22 +311,18 @@ static void idle(sp__worker_t *w) {
     __atomic_fetch_sub(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
   }
   int64_t deadline = earliest_timer(rt);
-  if (!LOAD(&rt->stop, ACQUIRE) && !work_visible(rt, w, deadline == INT64_MAX ? 0 : sp_now()))
-    sp__futex_wait(&w->sleep, 1, deadline == INT64_MAX ? SP_FOREVER : deadline);
+  bool visible = LOAD(&rt->stop, ACQUIRE) ||
+                 work_visible(rt, w, deadline == INT64_MAX ? 0 : sp_now());
+  if (!visible) sp__futex_wait(&w->sleep, 1, deadline == INT64_MAX ? SP_FOREVER : deadline);
   pthread_mutex_lock(&rt->idle_lock);
   if (w->in_idle) { /* timeout, stop or found work ourselves: leave the list */
-    for (int i = 0; i < rt->nidle_list; i++)
-      if (rt->idle[i] == w->index) {
-        rt->idle[i] = rt->idle[--rt->nidle_list];
-        break;
-      }
-    w->in_idle = false;
-    __atomic_fetch_sub(&rt->nidle, 1, __ATOMIC_SEQ_CST);
+    idle_remove(rt, w);
   } else {
     w->spinning = true; /* S4: the waker counted us as spinning */
     sp__stat_inc(&w->stats.wakeups);
   }
   pthread_mutex_unlock(&rt->idle_lock);
+  return visible;
 }
 
 /* Tries to steal from every other worker once, in random order, running
@@ -340,6 +349,7 @@ static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now) {
 /* The next fiber for w to run; NULL when the runtime stops. */
 static struct sp_fiber *find_runnable(sp__worker_t *w) {
   struct sp_runtime *rt = w->rt;
+  bool must_look = false; /* idle() saw work: steal even past the spinner cap */
   for (;;) {
     if (LOAD(&rt->stop, ACQUIRE)) return NULL;
     int64_t now = earliest_timer(rt) != INT64_MAX ? sp_now() : 0;
@@ -353,7 +363,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
     if (!f) f = sp__inject_pop(rt, w);
     if (!f && rt->nworkers > 1) {
       int busy = rt->nworkers - LOAD(&rt->nidle, RELAXED);
-      if (w->spinning || 2 * LOAD(&rt->nspinning, RELAXED) < busy) {
+      if (w->spinning || must_look || 2 * LOAD(&rt->nspinning, RELAXED) < busy) {
         if (!w->spinning) {
           w->spinning = true;
           __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
@@ -372,7 +382,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
       stop_spinning(w);
       return f;
     }
-    idle(w);
+    must_look = idle(w);
   }
 }
 

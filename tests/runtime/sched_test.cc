@@ -148,9 +148,12 @@ SP_INSTANTIATE_WORKERS(SchedTest);
 // declares __errno_location() const, so a plain `errno` after a switch may
 // reuse the previous thread's address (the very bug this test guards
 // against; reading it that way here would be a real data race).
+// The asm launders the pointer: without it clang propagates the return
+// value into the caller and reuses a cached TLS address after all.
 __attribute__((noinline)) int *ErrnoAddr() {
-  __asm__ volatile("" ::: "memory");
-  return &errno;
+  int *p = &errno;
+  __asm__ volatile("" : "+r"(p)::"memory");
+  return p;
 }
 
 struct MigrateResult {
@@ -161,12 +164,14 @@ thread_local int tls_marker;
 // Thread-locals and pthread_self() (declared const) through calls gcc
 // cannot cache across the switch: the pattern fiber code must follow.
 __attribute__((noinline)) int *TlsMarker() {
-  __asm__ volatile("" ::: "memory");
-  return &tls_marker;
+  int *p = &tls_marker;
+  __asm__ volatile("" : "+r"(p)::"memory");
+  return p;
 }
 __attribute__((noinline)) pthread_t Self() {
-  __asm__ volatile("" ::: "memory");
-  return pthread_self();
+  pthread_t t = pthread_self();
+  __asm__ volatile("" : "+r"(t)::"memory");
+  return t;
 }
 
 void *Migrator(void *arg) {
