@@ -138,6 +138,7 @@ struct sp_runtime {
   pthread_mutex_t done_lock;
   pthread_cond_t done_cond; /* signalled when live drops to 0 */
   int started;       /* atomic: workers that reached their loop */
+  int ext_wakers;    /* atomic: threads not of rt inside sp__enqueue(rt) */
 
   /* pools */
   sp__stack_pool_t stacks;

@@ -12,11 +12,16 @@
  *       finish), so live can only reach 0 and stay there.
  *   R2  Workers are stopped only when live == 0; destroy frees pools only
  *       after the workers are joined.
+ *   R3  Destroy frees rt only when no thread outside rt is inside
+ *       sp__enqueue(rt) (a fiber of another runtime, or a foreign thread,
+ *       waking one of rt's fibers may still be touching rt after that
+ *       fiber ran to completion).
  * Locks: done_lock guards the wait for live == 0 (a foreign thread's
  *   condition variable; never taken on a worker except to signal).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +129,7 @@ static int resolve_config(sp_config_t *c, const sp_config_t *in) {
 }
 
 static void free_runtime(struct sp_runtime *rt) {
+  while (LOAD(&rt->ext_wakers, ACQUIRE)) sched_yield(); /* R3: a few instructions */
   for (int i = 0; i < rt->nworkers; i++) {
     sp__worker_t *w = &rt->workers[i];
     sp__stack_cache_drain(&rt->stacks, &w->stacks);

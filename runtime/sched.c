@@ -134,8 +134,10 @@ static void stop_spinning(sp__worker_t *w) {
 
 /* ---- queueing ---------------------------------------------------------- */
 
-void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where) {
-  sp__worker_t *w = sp__self();
+/* Queues f on the current worker, or hands it to the worker it must run on.
+ * Runs on: any thread. */
+static void enqueue(struct sp_runtime *rt, sp__worker_t *w, struct sp_fiber *f,
+                    enum sp__where where) {
   sp__worker_t *target = NULL;
   if (f->pinned >= 0) {
     target = &rt->workers[f->pinned];
@@ -161,6 +163,20 @@ void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where
     sp__inject_push(rt, f, f, 1);
   }
   wake_if_needed(rt);
+}
+
+void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where) {
+  sp__worker_t *w = sp__self();
+  if (w && w->rt == rt) {
+    enqueue(rt, w, f, where);
+    return;
+  }
+  /* A foreign thread or another runtime's worker: once f is queued it may
+   * finish and rt be destroyed while we still touch rt, so destroy waits
+   * for ext_wakers to drain (R3). */
+  __atomic_fetch_add(&rt->ext_wakers, 1, __ATOMIC_SEQ_CST);
+  enqueue(rt, w, f, where);
+  __atomic_fetch_sub(&rt->ext_wakers, 1, __ATOMIC_RELEASE);
 }
 
 void sp__make_runnable(struct sp_fiber *f) { sp__enqueue(f->rt, f, Q_NEXT); }
