@@ -164,10 +164,6 @@ void sp__switch_out(enum sp__action action);
 /* The same, for a caller that just read w = sp__self() (saves a call). */
 void sp__switch_from(sp__worker_t *w, enum sp__action action);
 
-/* Makes a PARKED or WOKEN-pending fiber runnable (park.c calls it).
- * Runs on: any thread. Switches: no. */
-void sp__make_runnable(struct sp_fiber *f);
-
 /* Where sp__enqueue puts a RUNNABLE fiber on the current worker. */
 enum sp__where {
   Q_TAIL,  /* back of the ring: yields, overflow (fair, FIFO) */

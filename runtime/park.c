@@ -68,12 +68,15 @@ bool sp__park_claim(sp__parker_t *p) {
                                      __ATOMIC_RELAXED);
 }
 
-void sp__park_wake(sp__parker_t *p, int reason) {
+/* Wakes claimed p; a woken fiber is queued at `where` (sched.c). */
+static void wake(sp__parker_t *p, int reason, enum sp__where where) {
   p->reason = reason;
   struct sp_fiber *f = p->fiber;
   if (!f) {
     __atomic_store_n(&p->token, T_WOKEN, __ATOMIC_RELEASE);
-    sp__futex_wake(&p->token, 1); /* p stays valid: its thread waits for T_WOKEN */
+    /* the thread may return once it sees T_WOKEN; a wake on the dead
+     * address is harmless (futex waiters tolerate spurious wake-ups) */
+    sp__futex_wake(&p->token, 1);
     return;
   }
   /* p may die as soon as the fiber runs: do not touch it below. */
@@ -85,7 +88,7 @@ void sp__park_wake(sp__parker_t *p, int reason) {
     if (s == F_PARKED) {
       if (__atomic_compare_exchange_n(&f->state, &s, F_RUNNABLE, false, __ATOMIC_ACQ_REL,
                                       __ATOMIC_ACQUIRE)) {
-        sp__make_runnable(f);
+        sp__enqueue(f->rt, f, where);
         return;
       }
       continue;
@@ -94,16 +97,21 @@ void sp__park_wake(sp__parker_t *p, int reason) {
   }
 }
 
+/* An event wakes a fiber into runnext: it runs next, as in Go. */
+void sp__park_wake(sp__parker_t *p, int reason) { wake(p, reason, Q_NEXT); }
+
 bool sp__park_abort(sp__parker_t *p) {
   if (!sp__park_claim(p)) return false;
   if (p->fiber) __atomic_store_n(&p->fiber->state, F_RUNNING, __ATOMIC_RELAXED);
   return true;
 }
 
-/* Deadline timer: claims the park for -ETIMEDOUT. Runs under the heap lock. */
+/* Deadline timer: claims the park for -ETIMEDOUT. Runs under the heap lock.
+ * Timers firing in one batch queue their fibers FIFO, so sleepers on a
+ * worker wake in deadline order (runnext would reverse each batch). */
 static void deadline_fire(sp__timer_t *t) {
   sp__parker_t *p = t->arg;
-  if (sp__park_claim(p)) sp__park_wake(p, -ETIMEDOUT);
+  if (sp__park_claim(p)) wake(p, -ETIMEDOUT, Q_TAIL);
 }
 
 static int wait_thread(sp__parker_t *p, int64_t deadline) {

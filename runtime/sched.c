@@ -179,7 +179,6 @@ void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where
   __atomic_fetch_sub(&rt->ext_wakers, 1, __ATOMIC_RELEASE);
 }
 
-void sp__make_runnable(struct sp_fiber *f) { sp__enqueue(f->rt, f, Q_NEXT); }
 
 /* Puts a yielding fiber back (not new work: no wake-up needed unless it
  * must go elsewhere). Runs on: w. */

