@@ -58,7 +58,6 @@
 #define CHUNK_SLOTS_MIN 8
 #define CHUNK_SLOTS_MAX 4096
 
-enum { GUARD_UNPROBED, GUARD_MADVISE, GUARD_MPROTECT };
 
 struct sp__stack_chunk {
   struct sp__stack_chunk *next;
@@ -98,16 +97,16 @@ void sp__stack_pool_destroy(sp__stack_pool_t *p) {
 /* Installs the guard page at g (K2); probes the mechanism once.
  * Runs on: any thread. Locks: caller holds pool.lock. Switches: no. */
 static int install_guard(sp__stack_pool_t *p, char *g, const char **why) {
-  if (p->guard_mode != GUARD_MPROTECT) {
+  if (p->guard_mode != SP__GUARD_MPROTECT) {
     if (madvise(g, PAGE, MADV_GUARD_INSTALL) == 0) {
-      p->guard_mode = GUARD_MADVISE;
+      p->guard_mode = SP__GUARD_MADVISE;
       return 0;
     }
-    if (p->guard_mode == GUARD_MADVISE) {
+    if (p->guard_mode == SP__GUARD_MADVISE) {
       *why = "madvise(MADV_GUARD_INSTALL) failed";
       return -ENOMEM;
     }
-    p->guard_mode = GUARD_MPROTECT; /* kernel before 6.13: EINVAL */
+    p->guard_mode = SP__GUARD_MPROTECT; /* kernel before 6.13: EINVAL */
   }
   if (mprotect(g, PAGE, PROT_NONE) == 0) return 0;
   *why = "mprotect of a guard page failed: memory map entries exhausted "

@@ -27,6 +27,10 @@ typedef struct sp__stack {
 
 struct sp__stack_chunk;
 
+/* How guard pages are made: probed on first use (MADV_GUARD_INSTALL where
+ * the kernel has it, else mprotect). */
+enum sp__guard_mode { SP__GUARD_UNPROBED, SP__GUARD_MADVISE, SP__GUARD_MPROTECT };
+
 /* Per-runtime pool. Fields are protected by lock unless noted. */
 typedef struct sp__stack_pool {
   pthread_mutex_t lock;
@@ -35,7 +39,7 @@ typedef struct sp__stack_pool {
   size_t nfree[SP__STACK_CLASSES], capfree[SP__STACK_CLASSES];
   struct sp__stack_chunk *carve[SP__STACK_CLASSES]; /* chunk being carved */
   size_t next_chunk_slots[SP__STACK_CLASSES];
-  int guard_mode;          /* 0 unprobed, 1 MADV_GUARD_INSTALL, 2 mprotect */
+  int guard_mode;          /* enum sp__guard_mode; tests may preset MPROTECT */
   uint64_t mapped;    /* stacks carved or mapped, in use or free */
   uint64_t in_use;    /* stacks handed out and not yet freed */
 } sp__stack_pool_t;

@@ -73,6 +73,45 @@ TEST(StackPool, ManyStacksFewMapEntries) {
   sp__stack_pool_destroy(&pool);
 }
 
+// The fallback for kernels before 6.13: mprotect, one map entry per guard.
+TEST(StackPool, MprotectFallbackGuards) {
+  sp__stack_pool_t pool;
+  sp__stack_pool_init(&pool);
+  pool.guard_mode = SP__GUARD_MPROTECT;
+  int before = MapCount();
+  const int n = 100;
+  std::vector<sp__stack_t> st(n);
+  const char *why = nullptr;
+  for (auto &s : st) {
+    ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 16384, &s, &why)) << why;
+    memset(s.lo, 1, s.size);
+  }
+  EXPECT_EQ(SP__GUARD_MPROTECT, pool.guard_mode);
+  EXPECT_GE(MapCount() - before, n) << "each mprotect guard splits the mapping";
+  for (auto &s : st) sp__stack_free(&pool, nullptr, s);
+  sp__stack_pool_destroy(&pool);
+}
+
+void TouchBelowMprotectStack() {
+  sp__stack_pool_t pool;
+  sp__stack_pool_init(&pool);
+  pool.guard_mode = SP__GUARD_MPROTECT;
+  sp__stack_t s;
+  const char *why;
+  if (sp__stack_alloc(&pool, nullptr, 16384, &s, &why) != 0) exit(3);
+  static_cast<volatile char *>(s.lo)[-1] = 1;  // the guard page
+  exit(0);
+}
+
+TEST(StackGuard, MprotectGuardFaults) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+#if defined(SP_HAVE_ASAN) || defined(SP_HAVE_TSAN)
+  EXPECT_DEATH(TouchBelowMprotectStack(), "");
+#else
+  EXPECT_EXIT(TouchBelowMprotectStack(), testing::KilledBySignal(SIGSEGV), "");
+#endif
+}
+
 void Overflow(volatile char *p, int depth) {
   volatile char buf[1024];
   buf[0] = (char)depth;
