@@ -1,6 +1,7 @@
 /*
- * futex_linux.c: the futex wait/wake pair used by idle workers and by
- * foreign threads blocked on Spindle primitives.
+ * futex_linux.c: the futex wait/wake pair used by idle workers, by foreign
+ * threads blocked on Spindle primitives, and by the contended path of the
+ * internal lock (lock.h).
  * Deadlines are absolute CLOCK_MONOTONIC (FUTEX_WAIT_BITSET takes them
  * directly, so a spurious wake-up never stretches the wait).
  */
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "runtime/core.h"
+#include "runtime/lock.h"
 
 /* Waits while *addr == val. Returns 0 (woken or value changed), -ETIMEDOUT.
  * Runs on: any thread. Blocks the thread. */
@@ -31,4 +33,18 @@ int sp__futex_wait(uint32_t *addr, uint32_t val, int64_t deadline) {
 
 void sp__futex_wake(uint32_t *addr, int n) {
   syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+}
+
+/* Contended path of sp__lock (lock.h): spin a little, then mark the lock
+ * contended (2) and sleep until an unlock hands it over. */
+void sp__lock_slow(sp__lock_t *l) {
+  for (int i = 0; i < 64; i++) {
+    uint32_t free_ = 0;
+    if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
+        __atomic_compare_exchange_n(&l->v, &free_, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+      return;
+    __builtin_ia32_pause();
+  }
+  while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
+    sp__futex_wait(&l->v, 2, SP_FOREVER);
 }

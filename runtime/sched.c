@@ -38,6 +38,7 @@
 #include <stdlib.h>
 
 #include "runtime/core.h"
+#include "runtime/rand.h"
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
@@ -60,6 +61,19 @@ static uint32_t fastrand(sp__worker_t *w) {
   x ^= x >> 7;
   x ^= x << 17;
   w->rng = x;
+  return (uint32_t)(x >> 32);
+}
+
+uint32_t sp__rand32(void) {
+  sp__worker_t *w = sp__self();
+  if (w) return fastrand(w);
+  static __thread uint64_t state; /* foreign threads: seeded per thread */
+  if (!state) state = (uint64_t)sp_now() ^ ((uint64_t)(uintptr_t)&state << 16) ^ 0x9E3779B97F4A7C15ull;
+  uint64_t x = state;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  state = x;
   return (uint32_t)(x >> 32);
 }
 

@@ -6,5 +6,6 @@
 #define SPINDLE_H
 
 #include "runtime/sp_runtime.h"
+#include "sync/sp_sync.h"
 
 #endif /* SPINDLE_H */

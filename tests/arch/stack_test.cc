@@ -112,6 +112,7 @@ TEST(StackGuard, MprotectGuardFaults) {
 #endif
 }
 
+#pragma GCC diagnostic ignored "-Winfinite-recursion"  // overflowing is the point
 void Overflow(volatile char *p, int depth) {
   volatile char buf[1024];
   buf[0] = (char)depth;

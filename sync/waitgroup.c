@@ -1,0 +1,102 @@
+/*
+ * waitgroup.c: sp_waitgroup_t, Go's sync.WaitGroup (plus wg.Go).
+ *
+ * Model: a counter and a FIFO of waiters under an internal lock. When the
+ * counter reaches zero every waiter is woken; the group can then be reused.
+ * Invariants:
+ *   G1  The counter never goes negative: such an add is refused whole.
+ *   G2  Waiters are only ever linked while the counter is > 0.
+ * Locks: lk (rank SYNC), never across a switch.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "runtime/core.h"
+#include "runtime/lock.h"
+#include "sync/sp_sync.h"
+#include "sync/waitq.h"
+
+typedef struct {
+  int64_t count;
+  sp__lock_t lk;
+  uint32_t pad_;
+  sp__waitq_t q;
+} wg_t;
+_Static_assert(sizeof(wg_t) <= sizeof(sp_waitgroup_t), "sp_waitgroup_t too small");
+
+int64_t sp_wg_add(sp_waitgroup_t *g, int64_t delta) {
+  if (!g) return -EINVAL;
+  wg_t *wg = (wg_t *)g;
+  sp__lock(&wg->lk);
+  int64_t v = wg->count + delta;
+  if (v < 0) { /* G1 */
+    sp__unlock(&wg->lk);
+    sp__debugf(NULL, "waitgroup %p: counter would go negative (%lld)", (void *)g, (long long)v);
+    return -EINVAL;
+  }
+  wg->count = v;
+  sp__waiter_t *list = NULL, *w;
+  if (v == 0)
+    while ((w = sp__waitq_claim(&wg->q, NULL)) != NULL) {
+      w->next = list;
+      list = w;
+    }
+  sp__unlock(&wg->lk);
+  while (list) {
+    w = list;
+    list = w->next;
+    sp__park_wake(w->parker, 0);
+  }
+  return v;
+}
+
+int64_t sp_wg_done(sp_waitgroup_t *g) { return sp_wg_add(g, -1); }
+
+int sp_wg_wait(sp_waitgroup_t *g, int64_t deadline) {
+  if (!g) return -EINVAL;
+  wg_t *wg = (wg_t *)g;
+  sp__lock(&wg->lk);
+  if (wg->count == 0) {
+    sp__unlock(&wg->lk);
+    return 0;
+  }
+  if (deadline == 0) {
+    sp__unlock(&wg->lk);
+    return -EAGAIN;
+  }
+  sp__waiter_t w = {0};
+  return sp__waitq_block(&wg->q, &w, &wg->lk, deadline, false); /* G2 */
+}
+
+typedef struct {
+  sp_waitgroup_t *wg;
+  sp_fn_t fn;
+  void *arg;
+} go_t;
+
+static void *go_body(void *a) {
+  go_t g = *(go_t *)a;
+  free(a);
+  g.fn(g.arg);
+  sp_wg_done(g.wg);
+  return NULL;
+}
+
+int sp_wg_go(sp_waitgroup_t *wg, sp_runtime_t *rt, sp_fn_t fn, void *arg) {
+  if (!wg || !fn) return -EINVAL;
+  go_t *g = malloc(sizeof *g);
+  if (!g) return -ENOMEM;
+  *g = (go_t){wg, fn, arg};
+  int64_t rc = sp_wg_add(wg, 1);
+  if (rc < 0) {
+    free(g);
+    return (int)rc;
+  }
+  sp_spawn_opts_t o = {"wg.go", 0, 1};
+  int r = sp_spawn(rt, NULL, go_body, g, &o);
+  if (r < 0) {
+    free(g);
+    sp_wg_add(wg, -1);
+  }
+  return r;
+}

@@ -1,0 +1,25 @@
+/*
+ * waitq.c: blocking on a wait queue (model and invariants in waitq.h).
+ */
+#include "sync/waitq.h"
+
+#include "runtime/lock.h"
+
+int sp__waitq_block(sp__waitq_t *q, sp__waiter_t *w, sp__lock_t *lk, int64_t deadline,
+                    bool front) {
+  sp__parker_t p;
+  sp__park_begin(&p); /* armed before anyone can see w */
+  w->parker = &p;
+  if (front)
+    sp__waitq_push_front(q, w);
+  else
+    sp__waitq_push(q, w);
+  sp__unlock(lk); /* L1: never held across the switch */
+  int r = sp__park_wait(&p, deadline);
+  if (r != 0) { /* nobody claimed us: we may still be linked (W3) */
+    sp__lock(lk);
+    sp__waitq_remove(q, w);
+    sp__unlock(lk);
+  }
+  return r;
+}
