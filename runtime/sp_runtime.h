@@ -127,15 +127,16 @@ typedef struct sp_spawn_opts {
  * foreign threads. Returns 0, -EINVAL (NULL fn, joinable without out, no
  * runtime, stack size out of [SP_STACK_MIN, SP_STACK_MAX]), -ENOMEM (no
  * stack or memory; in debug mode the limit hit is named), -ECANCELED (rt is
- * shutting down). Suspends: no. The macro records the spawn site. */
-#define sp_spawn(rt, out, fn, arg, opts) \
-  sp_spawn_at((rt), (out), (fn), (arg), (opts), __FILE__, __LINE__)
+ * shutting down). Suspends: no. The macro records the spawn site; it is
+ * variadic so that a C++ lambda with commas can be passed as fn. Arguments:
+ * sp_spawn(rt, out, fn, arg, opts). */
+#define sp_spawn(...) sp_spawn_at(__VA_ARGS__, __FILE__, __LINE__)
 SP_API int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
                 const sp_spawn_opts_t *opts, const char *file, int line);
 
 /* Shorthand: a detached fiber with default options in the caller's runtime.
  * Returns as sp_spawn. */
-#define sp_go(fn, arg) sp_spawn(NULL, NULL, (fn), (arg), NULL)
+#define sp_go(...) sp_spawn_at(NULL, NULL, __VA_ARGS__, NULL, __FILE__, __LINE__)
 
 /* Waits for f to finish and stores its return value in *result (may be
  * NULL). Works from fibers (parks) and foreign threads (blocks).
