@@ -199,7 +199,8 @@ TEST_P(ChanTest, BadInput) {
 TEST_P(ChanTest, StressNothingLostOrDuplicated) {
   for (size_t cap : {(size_t)0, (size_t)1, (size_t)64}) {
     Chan ch(sizeof(long), cap);
-    const long per = sptest::Scaled(20000);
+    // 1.2M values in all over the three capacities (plain build)
+    const long per = sptest::Scaled(100000);
     const int producers = 4, consumers = 4;
     std::atomic<long> sum{0}, count{0};
     struct P {
