@@ -57,6 +57,13 @@ bool sp__park_claim(sp__parker_t *p);
  * Runs on: any thread. Locks: any (takes only leaf locks). Switches: no. */
 void sp__park_wake(sp__parker_t *p, int reason);
 
+/* Whether a primitive should spin briefly before parking (Go's
+ * runtime_canSpin): the caller is a fiber, its worker has nothing else to
+ * run, and another worker is busy (so the holder may release soon). Spinning
+ * otherwise only delays the fibers queued behind the caller.
+ * Runs on: any thread. Switches: no. */
+bool sp__spin_ok(void);
+
 #ifdef __cplusplus
 }
 #endif

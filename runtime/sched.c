@@ -38,6 +38,7 @@
 #include <stdlib.h>
 
 #include "runtime/core.h"
+#include "runtime/park.h"
 #include "runtime/rand.h"
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
@@ -75,6 +76,14 @@ uint32_t sp__rand32(void) {
   x ^= x << 17;
   state = x;
   return (uint32_t)(x >> 32);
+}
+
+bool sp__spin_ok(void) {
+  sp__worker_t *w = sp__self();
+  if (!w || !w->cur) return false;
+  struct sp_runtime *rt = w->rt;
+  if (rt->nworkers < 2 || !sp__runq_empty(w)) return false;
+  return LOAD(&rt->nidle, RELAXED) + LOAD(&rt->nspinning, RELAXED) < rt->nworkers - 1;
 }
 
 /* ---- waking idle workers (S3, S4) ------------------------------------- */
@@ -266,7 +275,8 @@ void sp__switch_from(sp__worker_t *w, enum sp__action action) {
   struct sp_fiber *f = w->cur;
   if (action == ACT_PARK) {
     uint32_t s = F_WOKEN; /* woken before we left: keep running */
-    if (__atomic_compare_exchange_n(&f->state, &s, F_RUNNING, false, __ATOMIC_ACQ_REL,
+    if (LOAD(&f->state, RELAXED) == F_WOKEN &&
+        __atomic_compare_exchange_n(&f->state, &s, F_RUNNING, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_RELAXED))
       return;
     sp__stat_inc(&w->stats.parks);

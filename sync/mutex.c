@@ -1,11 +1,14 @@
 /*
  * mutex.c: sp_mutex_t, Go's sync.Mutex.
  *
- * Model: a state word (LOCKED, WAITERS, STARVING) for the uncontended
- * paths (one CAS to lock, one to unlock) plus a FIFO wait queue under an
- * internal lock. Normal mode: unlock releases the mutex and wakes the first
- * waiter, which competes with newcomers (they may barge in, which keeps
- * throughput high); a woken waiter that loses queues again at the front.
+ * Model: a state word (LOCKED, WAITERS, STARVING, WOKEN) for the
+ * uncontended paths (one CAS to lock, one to unlock) plus a FIFO wait queue
+ * under an internal lock. Normal mode: unlock releases the mutex and wakes
+ * the first waiter, unless a woken waiter is already on its way (WOKEN) or
+ * the mutex was taken again meanwhile; the woken waiter competes with
+ * newcomers (they may barge in, which keeps throughput high), and if it
+ * loses it queues again at the front. Lockers spin briefly only when their
+ * worker has nothing else to run and another worker is busy (sp__spin_ok).
  * Starvation mode, entered when a waiter has waited over 1 ms: unlock hands
  * ownership straight to the first waiter and newcomers queue at the back;
  * it ends when the queue empties.
@@ -14,9 +17,13 @@
  *       lk) before a waiter blocks, so the unlock fast path (CAS LOCKED->0)
  *       cannot miss a waiter.
  *   M2  STARVING is set only while LOCKED and cleared when the queue
- *       empties, so an unlocked mutex never turns newcomers away.
+ *       empties, so an unlocked mutex never turns newcomers away; it is
+ *       set and cleared only under lk.
  *   M3  A handoff (WOKE_OWNER) keeps LOCKED set: ownership moves without a
  *       window in which a barger could take it.
+ *   M4  WOKEN is set by the unlock that wakes a waiter to retry and cleared
+ *       by that waiter (when it takes the mutex or queues again): at most
+ *       one retrying waiter at a time, so unlocks do not wake a crowd.
  * Locks: lk (rank SYNC), never across a switch.
  */
 #include <errno.h>
@@ -26,7 +33,7 @@
 #include "sync/sp_sync.h"
 #include "sync/waitq.h"
 
-enum { LOCKED = 1, WAITERS = 2, STARVING = 4 };
+enum { LOCKED = 1, WAITERS = 2, STARVING = 4, WOKEN = 8 };
 enum { WOKE_RETRY = 1, WOKE_OWNER = 2 };
 #define STARVE_NS 1000000 /* Go's starvationThresholdNs */
 
@@ -43,16 +50,17 @@ _Static_assert(sizeof(mutex_t) <= sizeof(sp_mutex_t), "sp_mutex_t too small");
   __atomic_compare_exchange_n((p), (e), (d), false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 
 /* Takes the mutex if it is free and not reserved for waiters; else marks
- * WAITERS (M1). Returns 1 if taken, 0 if the caller must wait.
- * Locks: caller holds lk. */
-static int take_or_mark(mutex_t *m, bool starving) {
+ * WAITERS (M1). A waiter woken to retry clears WOKEN either way (M4).
+ * Returns 1 if taken, 0 if the caller must wait. Locks: caller holds lk. */
+static int take_or_mark(mutex_t *m, bool starving, bool woken) {
   uint32_t s = LOAD(&m->state);
+  uint32_t clear = woken ? WOKEN : 0;
   for (;;) {
     if (!(s & (LOCKED | STARVING))) {
-      if (CAS(&m->state, &s, s | LOCKED)) return 1;
+      if (CAS(&m->state, &s, (s | LOCKED) & ~clear)) return 1;
       continue;
     }
-    uint32_t ns = s | WAITERS | (starving && (s & LOCKED) ? STARVING : 0);
+    uint32_t ns = (s | WAITERS | (starving && (s & LOCKED) ? STARVING : 0)) & ~clear;
     if (ns == s || CAS(&m->state, &s, ns)) return 0;
   }
 }
@@ -62,17 +70,17 @@ int sp_mutex_lock_until(sp_mutex_t *mm, int64_t deadline) {
   mutex_t *m = (mutex_t *)mm;
   uint32_t s = 0;
   if (CAS(&m->state, &s, LOCKED)) return 0;
-  for (int i = 0; i < 40; i++) { /* brief optimistic spin, as Go does */
-    __builtin_ia32_pause();
+  for (int i = 0; i < 4 && sp__spin_ok(); i++) { /* Go: 4 x 30 PAUSE */
+    for (int k = 0; k < 30; k++) __builtin_ia32_pause();
     s = LOAD(&m->state);
     if (!(s & (LOCKED | STARVING)) && CAS(&m->state, &s, s | LOCKED)) return 0;
   }
   int64_t since = 0;
-  bool front = false;
+  bool front = false; /* true after a wake-up to retry (then WOKEN is ours) */
   for (;;) {
     sp__lock(&m->lk);
     bool starving = since && sp_now() - since > STARVE_NS;
-    if (take_or_mark(m, starving)) {
+    if (take_or_mark(m, starving, front)) {
       sp__unlock(&m->lk);
       return 0;
     }
@@ -104,20 +112,32 @@ int sp_mutex_unlock(sp_mutex_t *mm) {
   mutex_t *m = (mutex_t *)mm;
   uint32_t s = LOCKED;
   if (CAS(&m->state, &s, 0)) return 0;
-  if (!(s & LOCKED)) {
-    sp__debugf(NULL, "mutex %p: unlock of an unlocked mutex", (void *)mm);
-    return -EPERM;
+  for (;;) {
+    if (!(s & LOCKED)) {
+      sp__debugf(NULL, "mutex %p: unlock of an unlocked mutex", (void *)mm);
+      return -EPERM;
+    }
+    if (s & STARVING) break;
+    if ((s & WAITERS) && !(s & WOKEN)) break; /* someone to wake: under lk */
+    if (CAS(&m->state, &s, s & ~(uint32_t)LOCKED)) return 0; /* M4: nobody to wake */
   }
+  /* STARVING is only set and cleared under lk, so it is stable here */
   sp__lock(&m->lk);
   sp__waiter_t *w = sp__waitq_claim(&m->q, NULL);
   uint32_t clear = sp__waitq_empty(&m->q) ? WAITERS | STARVING : 0;
-  if (w && (LOAD(&m->state) & STARVING)) { /* M3: hand over, stay LOCKED */
-    if (clear) __atomic_and_fetch(&m->state, ~clear, __ATOMIC_ACQ_REL);
-    w->ok = WOKE_OWNER;
+  if (LOAD(&m->state) & STARVING) {
+    if (w)
+      w->ok = WOKE_OWNER; /* M3: hand over, LOCKED stays set */
+    else
+      clear |= LOCKED | STARVING;
   } else {
-    __atomic_and_fetch(&m->state, ~(clear | LOCKED | (w ? 0 : STARVING)), __ATOMIC_ACQ_REL);
-    if (w) w->ok = WOKE_RETRY;
+    clear |= LOCKED;
+    if (w) {
+      w->ok = WOKE_RETRY;
+      __atomic_or_fetch(&m->state, WOKEN, __ATOMIC_ACQ_REL); /* M4 */
+    }
   }
+  __atomic_and_fetch(&m->state, ~clear, __ATOMIC_ACQ_REL);
   sp__unlock(&m->lk);
   if (w) sp__park_wake(w->parker, 0);
   return 0;
