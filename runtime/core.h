@@ -53,6 +53,8 @@ struct sp_fiber {
   sp_fn_t fn;
   void *arg;
   void *result;
+  void (*on_exit)(void *); /* spawn.h hook, run on the fiber after fn */
+  void *exit_arg;
   void *joiner;            /* atomic: NULL, sp__parker_t*, JOIN_DONE, JOIN_DETACHED */
   uint32_t join_handoff;   /* atomic: finisher is done with the joiner's parker */
   sp__stack_t stack;
@@ -185,7 +187,7 @@ void sp__workers_stop(struct sp_runtime *rt);
 /* ---- run queues (runq.c) ---------------------------------------------- */
 void sp__runq_push(sp__worker_t *w, struct sp_fiber *f);
 struct sp_fiber *sp__runq_pop(sp__worker_t *w);
-struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim);
+struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim, bool take_next);
 bool sp__runq_empty(const sp__worker_t *w);
 void sp__lifo_push(sp__worker_t *w, struct sp_fiber *f);
 struct sp_fiber *sp__lifo_pop(sp__worker_t *w);

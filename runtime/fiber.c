@@ -30,6 +30,7 @@
 
 #include "runtime/core.h"
 #include "runtime/park.h"
+#include "runtime/spawn.h"
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
@@ -81,12 +82,22 @@ static void block_put(struct sp_runtime *rt, struct sp_fiber *f) {
   free(f->fls);
   f->fls = NULL;
   sp__worker_t *w = sp__self();
-  if (w && w->rt == rt && w->nfcache < SP__FIBER_CACHE) {
+  if (w && w->rt != rt) w = NULL;
+  if (w && w->nfcache < SP__FIBER_CACHE) {
     w->fcache[w->nfcache++] = f;
     return;
   }
+  /* full cache (fibers spawned elsewhere finish here): move half of it to
+   * the pool in one locked batch, not one lock per fiber */
+  f->next = NULL;
+  struct sp_fiber *tail = f;
+  while (w && w->nfcache > SP__FIBER_CACHE / 2) {
+    struct sp_fiber *g = w->fcache[--w->nfcache];
+    g->next = f;
+    f = g;
+  }
   pthread_mutex_lock(&rt->fpool_lock);
-  f->next = rt->fpool;
+  tail->next = rt->fpool;
   rt->fpool = f;
   pthread_mutex_unlock(&rt->fpool_lock);
 }
@@ -115,6 +126,12 @@ static uint64_t new_id(struct sp_runtime *rt, sp__worker_t *w) {
 
 int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
                 const sp_spawn_opts_t *opts, const char *file, int line) {
+  return sp__spawn_hooked(rt, out, fn, arg, opts, NULL, NULL, file, line);
+}
+
+int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
+                     const sp_spawn_opts_t *opts, void (*on_exit)(void *), void *exit_arg,
+                     const char *file, int line) {
   sp__worker_t *w = sp__self();
   if (!rt) rt = w ? w->rt : NULL;
   int detached = opts ? opts->detached : !out; /* sp_go: no opts, no handle */
@@ -147,6 +164,8 @@ int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   f->rt = rt;
   f->fn = fn;
   f->arg = arg;
+  f->on_exit = on_exit;
+  f->exit_arg = exit_arg;
   f->result = NULL;
   f->joiner = detached ? SP__JOIN_DETACHED : NULL;
   f->join_handoff = 0;
@@ -170,11 +189,21 @@ int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   return 0;
 }
 
-/* Runs the body and the fiber-local destructors. Runs on: f's stack. */
+static void run_fls_dtors(struct sp_fiber *f);
+
+/* Runs the body, the fiber-local destructors and the exit hook.
+ * Runs on: f's stack. */
 void sp__fiber_run_body(struct sp_fiber *f) {
   void *r = f->fn(f->arg);
   f = sp__self()->cur; /* S5: same block, but re-read after the body */
   f->result = r;
+  run_fls_dtors(f);
+  f = sp__self()->cur;
+  if (f->on_exit) f->on_exit(f->exit_arg);
+}
+
+/* Runs the fiber-local destructors. Runs on: f's stack. */
+static void run_fls_dtors(struct sp_fiber *f) {
   if (!f->fls) return;
   struct sp_runtime *rt = f->rt;
   for (int round = 0; round < 4; round++) { /* dtors may set values again */

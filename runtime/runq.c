@@ -141,19 +141,27 @@ struct sp_fiber *sp__runq_pop(sp__worker_t *w) {
   }
 }
 
-/* Copies about half of victim's ring into w's ring (not yet published).
- * Returns the count, 0 if nothing to take. Runs on: thief (w). */
-static uint32_t grab(sp__worker_t *w, sp__worker_t *victim) {
+/* Copies about half of victim's ring into w's ring (not yet published);
+ * with take_next, takes victim's runnext when its ring is empty. Returns
+ * the count, 0 if nothing to take. Runs on: thief (w). */
+static uint32_t grab(sp__worker_t *w, sp__worker_t *victim, bool take_next) {
   for (;;) {
     uint32_t h = LOAD(&victim->head, ACQUIRE);
     uint32_t t = LOAD(&victim->tail, ACQUIRE);
     uint32_t n = t - h;
     n -= n / 2;
     if (n == 0) {
-      /* take the victim's runnext only when its ring is empty */
+      /* runnext last of all, and not from a worker about to run it: the
+       * fiber that readied it usually blocks next (a channel handoff), and
+       * stealing it would split the pair across cores (Go does the same) */
       struct sp_fiber *f = LOAD(&victim->runnext, ACQUIRE);
-      if (!f || !__atomic_compare_exchange_n(&victim->runnext, &f, NULL, false,
-                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+      if (!f || !take_next) return 0;
+      if (LOAD(&victim->cur, RELAXED)) {
+        for (int i = 0; i < 200 && LOAD(&victim->runnext, ACQUIRE) == f; i++)
+          __builtin_ia32_pause(); /* a few microseconds */
+      }
+      if (!__atomic_compare_exchange_n(&victim->runnext, &f, NULL, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_RELAXED))
         return 0;
       STORE(&w->buf[w->tail & MASK], f, RELAXED);
       return 1;
@@ -167,8 +175,8 @@ static uint32_t grab(sp__worker_t *w, sp__worker_t *victim) {
   }
 }
 
-struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim) {
-  uint32_t n = grab(w, victim);
+struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim, bool take_next) {
+  uint32_t n = grab(w, victim, take_next);
   if (n == 0) return NULL;
   n--;
   uint32_t t = w->tail;

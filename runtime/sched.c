@@ -250,7 +250,7 @@ static void after_switch(transfer_t t) {
 
 /* Marks f as running on w. */
 static void take(sp__worker_t *w, struct sp_fiber *f) {
-  w->cur = f;
+  STORE(&w->cur, f, RELAXED); /* thieves peek at it (runq.c grab) */
   STORE(&f->state, F_RUNNING, RELAXED);
   f->last_worker = w->index;
   sp__stat_inc(&w->stats.switches);
@@ -287,7 +287,7 @@ void sp__switch_from(sp__worker_t *w, enum sp__action action) {
     return; /* nothing else to run here: yielding is a no-op */
   w->prev = f;
   w->prev_action = action;
-  w->cur = NULL;
+  STORE(&w->cur, NULL, RELAXED);
   sp__ctx_t *to = &w->sched;
   if (next) {
     take(w, next);
@@ -366,7 +366,7 @@ static bool idle(sp__worker_t *w) {
 
 /* Tries to steal from every other worker once, in random order, running
  * their due timers on the way. Runs on: w, sched. */
-static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now) {
+static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now, bool take_next) {
   struct sp_runtime *rt = w->rt;
   int n = rt->nworkers;
   int start = (int)(fastrand(w) % (uint32_t)n);
@@ -375,7 +375,7 @@ static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now) {
     if (v == w) continue;
     if (now) sp__timer_run(&v->timers, now);
     struct sp_fiber *f = sp__runq_pop(w); /* a timer may have readied one */
-    if (!f) f = sp__runq_steal(w, v);
+    if (!f) f = sp__runq_steal(w, v, take_next);
     if (!f) f = sp__lifo_steal(w, v);
     if (f) {
       sp__stat_inc(&w->stats.steals);
@@ -410,7 +410,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
         /* spin briefly (~tens of us) before sleeping: work often arrives
          * right away, and a futex sleep/wake pair costs far more */
         for (int round = 0; round < SPIN_ROUNDS && !f && !LOAD(&rt->stop, RELAXED); round++) {
-          f = steal_round(w, now);
+          f = steal_round(w, now, round >= SPIN_ROUNDS - 4); /* runnext: last rounds */
           if (!f) f = sp__inbox_pop(w);
           if (!f) f = sp__inject_pop(rt, w);
           for (int k = 0; !f && k < 32; k++) __builtin_ia32_pause();

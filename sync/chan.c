@@ -30,8 +30,9 @@ int sp_chan_make(sp_chan_t **out, size_t elem_size, size_t cap) {
   if (!out) return -EINVAL;
   *out = NULL;
   if (elem_size && cap > SIZE_MAX / elem_size) return -EINVAL;
-  sp_chan_t *c = calloc(1, sizeof *c);
+  sp_chan_t *c = aligned_alloc(64, sizeof *c);
   if (!c) return -ENOMEM;
+  memset(c, 0, sizeof *c);
   if (elem_size && cap) {
     c->buf = malloc(elem_size * cap);
     if (!c->buf) {

@@ -12,14 +12,18 @@
 #include "sync/sp_sync.h"
 #include "sync/waitq.h"
 
+/* The first cache line holds everything an operation writes; the second
+ * what it only reads. */
 struct sp_chan {
   sp__lock_t lk;
-  int closed;
-  size_t esz, cap;
+  uint32_t pad_;
   size_t count, sendx, recvx; /* buffer occupancy and ring indices */
-  char *buf;
   sp__waitq_t sendq, recvq;
-};
+  /* --- second cache line --- */
+  size_t esz, cap;
+  char *buf;
+  int closed;
+} __attribute__((aligned(64)));
 
 /* Try to complete a send / receive without waiting, skipping waiters of
  * self. Return 1 (done; *wake, if set, is a claimed waiter to wake after

@@ -17,8 +17,10 @@
  *       lk) before a waiter blocks, so the unlock fast path (CAS LOCKED->0)
  *       cannot miss a waiter.
  *   M2  STARVING is set only while LOCKED and cleared when the queue
- *       empties, so an unlocked mutex never turns newcomers away; it is
- *       set and cleared only under lk.
+ *       empties (so an unlocked mutex never turns newcomers away) or when
+ *       the waiter handed the mutex had waited less than the threshold (as
+ *       Go does, so the mode does not outlive the starvation); it is set
+ *       and cleared only under lk.
  *   M3  A handoff (WOKE_OWNER) keeps LOCKED set: ownership moves without a
  *       window in which a barger could take it.
  *   M4  WOKEN is set by the unlock that wakes a waiter to retry and cleared
@@ -126,10 +128,13 @@ int sp_mutex_unlock(sp_mutex_t *mm) {
   sp__waiter_t *w = sp__waitq_claim(&m->q, NULL);
   uint32_t clear = sp__waitq_empty(&m->q) ? WAITERS | STARVING : 0;
   if (LOAD(&m->state) & STARVING) {
-    if (w)
+    if (w) {
       w->ok = WOKE_OWNER; /* M3: hand over, LOCKED stays set */
-    else
+      /* as Go: starvation ends once a waiter got in within the threshold */
+      if (sp_now() - w->since < STARVE_NS) clear |= STARVING;
+    } else {
       clear |= LOCKED | STARVING;
+    }
   } else {
     clear |= LOCKED;
     if (w) {

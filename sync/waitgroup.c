@@ -9,10 +9,10 @@
  * Locks: lk (rank SYNC), never across a switch.
  */
 #include <errno.h>
-#include <stdlib.h>
 
 #include "runtime/core.h"
 #include "runtime/lock.h"
+#include "runtime/spawn.h"
 #include "sync/sp_sync.h"
 #include "sync/waitq.h"
 
@@ -68,35 +68,14 @@ int sp_wg_wait(sp_waitgroup_t *g, int64_t deadline) {
   return sp__waitq_block(&wg->q, &w, &wg->lk, deadline, false); /* G2 */
 }
 
-typedef struct {
-  sp_waitgroup_t *wg;
-  sp_fn_t fn;
-  void *arg;
-} go_t;
-
-static void *go_body(void *a) {
-  go_t g = *(go_t *)a;
-  free(a);
-  g.fn(g.arg);
-  sp_wg_done(g.wg);
-  return NULL;
-}
+static void go_done(void *wg) { sp_wg_done(wg); }
 
 int sp_wg_go(sp_waitgroup_t *wg, sp_runtime_t *rt, sp_fn_t fn, void *arg) {
   if (!wg || !fn) return -EINVAL;
-  go_t *g = malloc(sizeof *g);
-  if (!g) return -ENOMEM;
-  *g = (go_t){wg, fn, arg};
   int64_t rc = sp_wg_add(wg, 1);
-  if (rc < 0) {
-    free(g);
-    return (int)rc;
-  }
+  if (rc < 0) return (int)rc;
   sp_spawn_opts_t o = {"wg.go", 0, 1};
-  int r = sp_spawn(rt, NULL, go_body, g, &o);
-  if (r < 0) {
-    free(g);
-    sp_wg_add(wg, -1);
-  }
+  int r = sp__spawn_hooked(rt, NULL, fn, arg, &o, go_done, wg, __FILE__, __LINE__);
+  if (r < 0) sp_wg_add(wg, -1);
   return r;
 }
