@@ -167,25 +167,16 @@ int sp_chan_close(sp_chan_t *c) {
     return -EPIPE;
   }
   c->closed = 1; /* H3 */
-  /* collect every waiter we can claim, wake them after unlocking */
-  sp__waiter_t *list = NULL, *w;
-  while ((w = sp__waitq_claim(&c->recvq, NULL)) != NULL) {
+  /* claim every waiter, tell it the channel closed, wake after unlocking */
+  sp__waiter_t *recv = sp__waitq_claim_all(&c->recvq), *send = sp__waitq_claim_all(&c->sendq);
+  for (sp__waiter_t *w = recv; w; w = w->next) {
     zero(c, w->elem);
     w->ok = 0;
-    w->next = list;
-    list = w;
   }
-  while ((w = sp__waitq_claim(&c->sendq, NULL)) != NULL) {
-    w->ok = 0;
-    w->next = list;
-    list = w;
-  }
+  for (sp__waiter_t *w = send; w; w = w->next) w->ok = 0;
   sp__unlock(&c->lk);
-  while (list) {
-    w = list;
-    list = w->next; /* read before the wake: w dies once its owner runs */
-    sp__park_wake(w->parker, 0);
-  }
+  sp__waitq_wake_all(recv);
+  sp__waitq_wake_all(send);
   return 0;
 }
 

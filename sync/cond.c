@@ -56,20 +56,12 @@ int sp_cond_wait(sp_cond_t *cc, sp_mutex_t *m, int64_t deadline) {
 static int wake(sp_cond_t *cc, bool all) {
   if (!cc) return -EINVAL;
   cond_t *c = (cond_t *)cc;
-  sp__waiter_t *list = NULL, *w;
-  int n = 0;
   sp__lock(&c->lk);
-  while ((all || n == 0) && (w = sp__waitq_claim(&c->q, NULL)) != NULL) {
-    w->next = list;
-    list = w;
-    n++;
-  }
+  sp__waiter_t *list = all ? sp__waitq_claim_all(&c->q) : sp__waitq_claim(&c->q, NULL);
   sp__unlock(&c->lk);
-  while (list) {
-    w = list;
-    list = w->next;
-    sp__park_wake(w->parker, 0);
-  }
+  int n = 0;
+  for (sp__waiter_t *w = list; w; w = w->next) n++; /* before any wake (W2) */
+  sp__waitq_wake_all(list);
   return n;
 }
 

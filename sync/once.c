@@ -36,17 +36,9 @@ int sp_once(sp_once_t *oo, void (*fn)(void *), void *arg) {
     fn(arg);
     sp__lock(&o->lk);
     __atomic_store_n(&o->state, DONE, __ATOMIC_RELEASE); /* O1 */
-    sp__waiter_t *list = NULL, *w;
-    while ((w = sp__waitq_claim(&o->q, NULL)) != NULL) {
-      w->next = list;
-      list = w;
-    }
+    sp__waiter_t *list = sp__waitq_claim_all(&o->q);
     sp__unlock(&o->lk);
-    while (list) {
-      w = list;
-      list = w->next;
-      sp__park_wake(w->parker, 0);
-    }
+    sp__waitq_wake_all(list);
     return 0;
   }
   sp__lock(&o->lk);

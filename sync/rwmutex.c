@@ -32,12 +32,8 @@ _Static_assert(sizeof(rw_t) <= sizeof(sp_rwmutex_t), "sp_rwmutex_t too small");
 
 /* Admits every queued reader; returns them as a list to wake. Locks: lk. */
 static sp__waiter_t *admit_readers(rw_t *m) {
-  sp__waiter_t *list = NULL, *w;
-  while ((w = sp__waitq_claim(&m->rq, NULL)) != NULL) {
-    m->readers++; /* R2 */
-    w->next = list;
-    list = w;
-  }
+  sp__waiter_t *list = sp__waitq_claim_all(&m->rq);
+  for (sp__waiter_t *w = list; w; w = w->next) m->readers++; /* R2 */
   return list;
 }
 
@@ -51,14 +47,6 @@ static sp__waiter_t *admit_writer(rw_t *m) {
     return w;
   }
   return NULL;
-}
-
-static void wake_list(sp__waiter_t *list) {
-  while (list) {
-    sp__waiter_t *w = list;
-    list = w->next; /* read before the wake (W2) */
-    sp__park_wake(w->parker, 0);
-  }
 }
 
 int sp_rwmutex_rlock_until(sp_rwmutex_t *mm, int64_t deadline) {
@@ -118,7 +106,7 @@ int sp_rwmutex_lock_until(sp_rwmutex_t *mm, int64_t deadline) {
   m->wwait--;
   sp__waiter_t *list = m->wwait == 0 && !m->writer ? admit_readers(m) : NULL;
   sp__unlock(&m->lk);
-  wake_list(list);
+  sp__waitq_wake_all(list);
   return r;
 }
 
@@ -137,6 +125,6 @@ int sp_rwmutex_unlock(sp_rwmutex_t *mm) {
   sp__waiter_t *list = admit_readers(m);
   if (!list) list = admit_writer(m);
   sp__unlock(&m->lk);
-  wake_list(list);
+  sp__waitq_wake_all(list);
   return 0;
 }

@@ -50,14 +50,6 @@ static sp__waiter_t *grant(sema_t *s) {
   return list;
 }
 
-static void wake_list(sp__waiter_t *list) {
-  while (list) {
-    sp__waiter_t *w = list;
-    list = w->next;
-    sp__park_wake(w->parker, 0);
-  }
-}
-
 int sp_sema_acquire(sp_sema_t *ss, int64_t n, int64_t deadline) {
   if (!ss || n < 0) return -EINVAL;
   sema_t *s = (sema_t *)ss;
@@ -81,7 +73,7 @@ int sp_sema_acquire(sp_sema_t *ss, int64_t n, int64_t deadline) {
   sp__lock(&s->lk); /* S3 */
   sp__waiter_t *list = grant(s);
   sp__unlock(&s->lk);
-  wake_list(list);
+  sp__waitq_wake_all(list);
   return r;
 }
 
@@ -98,6 +90,6 @@ int sp_sema_release(sp_sema_t *ss, int64_t n) {
   s->cur -= n;
   sp__waiter_t *list = grant(s);
   sp__unlock(&s->lk);
-  wake_list(list);
+  sp__waitq_wake_all(list);
   return 0;
 }

@@ -35,18 +35,9 @@ int64_t sp_wg_add(sp_waitgroup_t *g, int64_t delta) {
     return -EINVAL;
   }
   wg->count = v;
-  sp__waiter_t *list = NULL, *w;
-  if (v == 0)
-    while ((w = sp__waitq_claim(&wg->q, NULL)) != NULL) {
-      w->next = list;
-      list = w;
-    }
+  sp__waiter_t *list = v == 0 ? sp__waitq_claim_all(&wg->q) : NULL;
   sp__unlock(&wg->lk);
-  while (list) {
-    w = list;
-    list = w->next;
-    sp__park_wake(w->parker, 0);
-  }
+  sp__waitq_wake_all(list);
   return v;
 }
 

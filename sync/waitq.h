@@ -99,6 +99,30 @@ static inline sp__waiter_t *sp__waitq_claim(sp__waitq_t *q, const sp__parker_t *
   return NULL;
 }
 
+/* Claims every waiter of q (dropping stale ones). Returns them as a list
+ * linked by next, oldest first, to wake after unlocking with
+ * sp__waitq_wake_all. Locks: caller holds the queue's lock. */
+static inline sp__waiter_t *sp__waitq_claim_all(sp__waitq_t *q) {
+  sp__waiter_t *head = NULL, **tail = &head, *w;
+  while ((w = sp__waitq_claim(q, NULL)) != NULL) {
+    *tail = w;
+    tail = &w->next;
+  }
+  *tail = NULL;
+  return head;
+}
+
+/* Wakes a list of claimed waiters with reason 0. Reads each next pointer
+ * before the wake: a woken waiter's frame may be gone at once (W2).
+ * Locks: none needed (call it after unlocking). */
+static inline void sp__waitq_wake_all(sp__waiter_t *list) {
+  while (list) {
+    sp__waiter_t *w = list;
+    list = w->next;
+    sp__park_wake(w->parker, 0);
+  }
+}
+
 /* True if q holds a waiter that is not self's (it may still turn out to be
  * stale when claimed). */
 static inline bool sp__waitq_has_other(const sp__waitq_t *q, const sp__parker_t *self) {
