@@ -56,8 +56,11 @@ TEST_P(SelectTest, UniformChoiceAmongReady) {
   Chans ch(k, 0, 1);
   int hits[k] = {0};
   for (int r = 0; r < rounds; r++) {
-    for (int i = 0; i < k; i++)
-      if (sp_chan_len(ch.c[i]) == 0) ASSERT_EQ(0, sp_chan_send(ch.c[i], nullptr, 0));
+    for (int i = 0; i < k; i++) {
+      if (sp_chan_len(ch.c[i]) == 0) {
+        ASSERT_EQ(0, sp_chan_send(ch.c[i], nullptr, 0));
+      }
+    }
     sp_case_t cs[k];
     for (int i = 0; i < k; i++) cs[i] = {SP_RECV, ch.c[i], nullptr};
     int got = sp_select(cs, k, 0);
