@@ -208,6 +208,11 @@ __attribute__((noreturn, format(printf, 1, 2))) void sp__panic(const char *fmt, 
 /* Debug-mode report naming the calling fiber: "spindle: fiber 7 "x": ...". */
 __attribute__((format(printf, 2, 3))) void sp__debugf(struct sp_runtime *rt, const char *fmt, ...);
 int sp__cpu_count(void);
+/* crash_linux.c: fault reports naming the fiber (K1, K2 there). */
+void sp__crash_install(void);
+void sp__crash_uninstall(void);
+void *sp__altstack_enter(void); /* on a worker thread; returns a token */
+void sp__altstack_leave(void *token);
 int sp__futex_wait(uint32_t *addr, uint32_t val, int64_t deadline);
 void sp__futex_wake(uint32_t *addr, int n);
 

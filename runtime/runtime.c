@@ -185,8 +185,10 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     pthread_mutex_init(&w->inbox_lock, NULL);
     sp__timer_heap_init(&w->timers);
   }
+  sp__crash_install();
   rc = sp__workers_start(rt);
   if (rc < 0) {
+    sp__crash_uninstall();
     free_runtime(rt);
     return rc;
   }
@@ -262,6 +264,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
     if (rc < 0) return rc;
   }
   free_runtime(rt);
+  sp__crash_uninstall();
   return 0;
 }
 

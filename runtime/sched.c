@@ -428,6 +428,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
 static void *worker_main(void *arg) {
   sp__worker_t *w = arg;
   tls_worker = w;
+  void *alt = sp__altstack_enter(); /* fault reports run there (crash_linux.c) */
   sp__ctx_init_thread(&w->sched);
   __atomic_fetch_add(&w->rt->started, 1, __ATOMIC_RELEASE);
   struct sp_fiber *f;
@@ -437,6 +438,7 @@ static void *worker_main(void *arg) {
     transfer_t t = sp__ctx_jump(&f->ctx, NULL);
     after_switch(t);
   }
+  sp__altstack_leave(alt);
   tls_worker = NULL;
   return NULL;
 }

