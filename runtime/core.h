@@ -61,6 +61,9 @@ struct sp_fiber {
   void **fls;              /* SP_KEYS_MAX values, allocated on first set */
   int pinned;              /* worker index while pinned, else -1 */
   int last_worker;         /* worker it last ran on */
+  const char *wait_what;   /* atomic: why it parked last (park.h note) */
+  const void *wait_obj;    /* atomic: what it waits on */
+  int64_t wait_since;      /* atomic: when (coarse monotonic ns) */
   const char *file;        /* spawn site */
   int line;
   char name[SP_NAME_MAX + 1];
@@ -208,6 +211,8 @@ __attribute__((noreturn, format(printf, 1, 2))) void sp__panic(const char *fmt, 
 /* Debug-mode report naming the calling fiber: "spindle: fiber 7 "x": ...". */
 __attribute__((format(printf, 2, 3))) void sp__debugf(struct sp_runtime *rt, const char *fmt, ...);
 int sp__cpu_count(void);
+/* dump.c: lists the fibers still live on stderr (shutdown deadline). */
+void sp__report_live(struct sp_runtime *rt);
 /* crash_linux.c: fault reports naming the fiber (K1, K2 there). */
 void sp__crash_install(void);
 void sp__crash_uninstall(void);

@@ -273,6 +273,7 @@ int sp_join(sp_fiber_t h, void **result, int64_t deadline) {
 
   sp__parker_t p;
   sp__park_begin(&p);
+  sp__park_note("join", f);
   void *expect = NULL;
   if (!__atomic_compare_exchange_n(&f->joiner, &expect, &p, false, __ATOMIC_ACQ_REL,
                                    __ATOMIC_ACQUIRE)) {
@@ -336,6 +337,7 @@ int sp_sleep_until(int64_t deadline) {
     return misuse(NULL, -EINVAL, "sp_sleep_until(SP_FOREVER) would never return");
   sp__parker_t p;
   sp__park_begin(&p);
+  sp__park_note("sleep", (const void *)(intptr_t)deadline); /* dump shows the deadline */
   int rc = sp__park_wait(&p, deadline);
   return rc == -ETIMEDOUT ? 0 : rc;
 }

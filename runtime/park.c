@@ -35,6 +35,7 @@
 #include "runtime/park.h"
 
 #include <errno.h>
+#include <time.h>
 
 #include "runtime/core.h"
 
@@ -55,6 +56,17 @@ void sp__park_begin(sp__parker_t *p) {
   uint32_t t = __atomic_load_n(&f->token, __ATOMIC_RELAXED) + 1; /* P1: odd */
   p->token = t;
   __atomic_store_n(&f->token, t, __ATOMIC_RELEASE);
+}
+
+void sp__park_note(const char *what, const void *obj) {
+  sp__worker_t *w = sp__self();
+  if (!w || !w->cur) return;
+  struct sp_fiber *f = w->cur;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* ~ms resolution is plenty */
+  __atomic_store_n(&f->wait_since, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, __ATOMIC_RELAXED);
+  __atomic_store_n(&f->wait_obj, obj, __ATOMIC_RELAXED);
+  __atomic_store_n(&f->wait_what, what, __ATOMIC_RELEASE);
 }
 
 bool sp__park_claim(sp__parker_t *p) {

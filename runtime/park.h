@@ -39,6 +39,12 @@ typedef struct sp__parker {
 /* Arms p for the calling fiber or thread. Runs on: the waiter. */
 void sp__park_begin(sp__parker_t *p);
 
+/* Records why the calling fiber is about to park (what: a static string
+ * such as "chan recv"; obj: the object waited on, or NULL), for
+ * sp_runtime_dump. Cheap: two stores and a coarse clock read. No-op on a
+ * foreign thread. Runs on: the waiter, between begin and wait. */
+void sp__park_note(const char *what, const void *obj);
+
 /* Parks until p is claimed and woken, or the deadline passes (then the
  * wait claims itself and returns -ETIMEDOUT). Returns the reason given to
  * sp__park_wake. Runs on: the waiter. Switches: yes (fiber) / blocks. */

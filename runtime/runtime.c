@@ -201,28 +201,6 @@ static bool on_own_worker(struct sp_runtime *rt) {
   return w && w->rt == rt;
 }
 
-/* Lists the fibers still live on stderr (shutdown timed out). */
-static void report_live(struct sp_runtime *rt) {
-  uint64_t live = LOAD(&rt->live, ACQUIRE);
-  fprintf(stderr, "spindle: shutdown deadline passed with %llu fiber(s) still live:\n",
-          (unsigned long long)live);
-  pthread_mutex_lock(&rt->fpool_lock);
-  for (size_t s = 0; s < rt->nfslabs; s++) {
-    struct sp_fiber *slab = rt->fslabs[s];
-    for (int i = 0; i < 64; i++) {
-      struct sp_fiber *f = &slab[i];
-      uint64_t id = LOAD(&f->id, ACQUIRE);
-      uint32_t st = LOAD(&f->state, ACQUIRE);
-      if (id && st != F_DONE)
-        fprintf(stderr, "  fiber %llu \"%s\" spawned at %s:%d, state %s\n",
-                (unsigned long long)id, f->name, f->file ? f->file : "?", f->line,
-                st == F_RUNNING ? "running" : st == F_PARKED || st == F_PARKING ? "parked"
-                                                                                 : "runnable");
-    }
-  }
-  pthread_mutex_unlock(&rt->fpool_lock);
-}
-
 int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
   if (!rt) return -EINVAL;
   if (on_own_worker(rt)) {
@@ -244,7 +222,7 @@ int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
   }
   pthread_mutex_unlock(&rt->done_lock);
   if (rc < 0) {
-    report_live(rt);
+    sp__report_live(rt);
     return rc;
   }
   sp__workers_stop(rt); /* R2 */

@@ -252,7 +252,7 @@ static void after_switch(transfer_t t) {
 static void take(sp__worker_t *w, struct sp_fiber *f) {
   STORE(&w->cur, f, RELAXED); /* thieves peek at it (runq.c grab) */
   STORE(&f->state, F_RUNNING, RELAXED);
-  f->last_worker = w->index;
+  STORE(&f->last_worker, w->index, RELAXED); /* sp_runtime_dump reads it */
   sp__stat_inc(&w->stats.switches);
 }
 

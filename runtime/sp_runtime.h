@@ -113,6 +113,14 @@ typedef struct sp_stats {
 } sp_stats_t;
 SP_API int sp_runtime_stats(const sp_runtime_t *rt, sp_stats_t *out);
 
+/* Writes what rt is doing to fd, for people: per worker what it runs and
+ * its queue lengths; per fiber its id, name, state, what it waits on and
+ * for how long ("chan recv 0x...", "mutex lock 0x...", "join fiber 9",
+ * "sleep until +120 ms"), the worker and the spawn site. Each fiber's line
+ * is a consistent snapshot; the runtime keeps running meanwhile. Returns
+ * the number of fibers listed, -EINVAL. Suspends: no. */
+SP_API int sp_runtime_dump(sp_runtime_t *rt, int fd);
+
 /* ---- fibers ------------------------------------------------------------ */
 
 typedef struct sp_spawn_opts {

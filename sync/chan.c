@@ -143,7 +143,8 @@ static int chan_op(sp_chan_t *c, int op, void *elem, int64_t deadline) {
     return -EAGAIN;
   }
   sp__waiter_t w = {.elem = elem, .ok = 0};
-  rc = sp__waitq_block(op == SP_SEND ? &c->sendq : &c->recvq, &w, &c->lk, deadline, false);
+  rc = sp__waitq_block(op == SP_SEND ? &c->sendq : &c->recvq, &w, &c->lk, deadline, false,
+                       op == SP_SEND ? "chan send" : "chan recv", c);
   if (rc != 0) return rc;
   if (w.ok) return 0;
   if (op == SP_RECV) zero(c, elem); /* closed while we waited */

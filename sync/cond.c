@@ -31,6 +31,7 @@ int sp_cond_wait(sp_cond_t *cc, sp_mutex_t *m, int64_t deadline) {
   sp__parker_t p;
   sp__waiter_t w = {0};
   sp__park_begin(&p);
+  sp__park_note("cond wait", cc);
   w.parker = &p;
   sp__lock(&c->lk);
   sp__waitq_push(&c->q, &w); /* V1 */

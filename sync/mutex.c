@@ -93,7 +93,7 @@ int sp_mutex_lock_until(sp_mutex_t *mm, int64_t deadline) {
     }
     if (!since) since = sp_now();
     sp__waiter_t w = {.since = since};
-    int r = sp__waitq_block(&m->q, &w, &m->lk, deadline, front);
+    int r = sp__waitq_block(&m->q, &w, &m->lk, deadline, front, "mutex lock", mm);
     if (r != 0) {
       sp__lock(&m->lk);
       if (sp__waitq_empty(&m->q))

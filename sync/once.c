@@ -47,5 +47,5 @@ int sp_once(sp_once_t *oo, void (*fn)(void *), void *arg) {
     return 0;
   }
   sp__waiter_t w = {0};
-  return sp__waitq_block(&o->q, &w, &o->lk, SP_FOREVER, false);
+  return sp__waitq_block(&o->q, &w, &o->lk, SP_FOREVER, false, "once", oo);
 }

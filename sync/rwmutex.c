@@ -63,7 +63,7 @@ int sp_rwmutex_rlock_until(sp_rwmutex_t *mm, int64_t deadline) {
     return -EAGAIN;
   }
   sp__waiter_t w = {0};
-  return sp__waitq_block(&m->rq, &w, &m->lk, deadline, false);
+  return sp__waitq_block(&m->rq, &w, &m->lk, deadline, false, "rwmutex rlock", mm);
 }
 
 int sp_rwmutex_rlock(sp_rwmutex_t *m) { return sp_rwmutex_rlock_until(m, SP_FOREVER); }
@@ -99,7 +99,7 @@ int sp_rwmutex_lock_until(sp_rwmutex_t *mm, int64_t deadline) {
   }
   m->wwait++;
   sp__waiter_t w = {0};
-  int r = sp__waitq_block(&m->wq, &w, &m->lk, deadline, false);
+  int r = sp__waitq_block(&m->wq, &w, &m->lk, deadline, false, "rwmutex lock", mm);
   if (r == 0) return 0;
   /* gave up: we no longer hold readers back (R3) */
   sp__lock(&m->lk);

@@ -104,6 +104,7 @@ restart:
   /* 2. arm */
   sp__parker_t p;
   sp__park_begin(&p);
+  sp__park_note("select", cs);
   int narmed = 0;
   for (int k = 0; k < n; k++) {
     int i = order[k];

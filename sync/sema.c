@@ -68,7 +68,7 @@ int sp_sema_acquire(sp_sema_t *ss, int64_t n, int64_t deadline) {
     return -EAGAIN;
   }
   sp__waiter_t w = {.weight = n};
-  int r = sp__waitq_block(&s->q, &w, &s->lk, deadline, false);
+  int r = sp__waitq_block(&s->q, &w, &s->lk, deadline, false, "semaphore acquire", ss);
   if (r == 0) return 0;
   sp__lock(&s->lk); /* S3 */
   sp__waiter_t *list = grant(s);

@@ -56,7 +56,7 @@ int sp_wg_wait(sp_waitgroup_t *g, int64_t deadline) {
     return -EAGAIN;
   }
   sp__waiter_t w = {0};
-  return sp__waitq_block(&wg->q, &w, &wg->lk, deadline, false); /* G2 */
+  return sp__waitq_block(&wg->q, &w, &wg->lk, deadline, false, "waitgroup wait", g); /* G2 */
 }
 
 static void go_done(void *wg) { sp_wg_done(wg); }

@@ -6,9 +6,10 @@
 #include "runtime/lock.h"
 
 int sp__waitq_block(sp__waitq_t *q, sp__waiter_t *w, sp__lock_t *lk, int64_t deadline,
-                    bool front) {
+                    bool front, const char *what, const void *obj) {
   sp__parker_t p;
   sp__park_begin(&p); /* armed before anyone can see w */
+  sp__park_note(what, obj);
   w->parker = &p;
   if (front)
     sp__waitq_push_front(q, w);

@@ -132,12 +132,12 @@ static inline bool sp__waitq_has_other(const sp__waitq_t *q, const sp__parker_t 
 }
 
 /* Blocks the caller (fiber or thread) on q: links w (at the front if
- * `front`), releases lk, waits. Returns the park result: 0 when a claimer
+ * `front`), notes why (what, obj: see sp__park_note), releases lk, waits. Returns the park result: 0 when a claimer
  * woke it (read w->ok), -ETIMEDOUT or -ENOMEM when it gave up, in which
  * case w was unlinked again under lk (W3) and lk is NOT held on return
  * either way. Locks: caller holds lk on entry. Switches: yes. */
 struct sp__lock;
 int sp__waitq_block(sp__waitq_t *q, sp__waiter_t *w, struct sp__lock *lk, int64_t deadline,
-                    bool front);
+                    bool front, const char *what, const void *obj);
 
 #endif /* SP_SYNC_WAITQ_H */

@@ -60,8 +60,9 @@ TEST_P(TimerTest, SleepersWakeInDeadlineOrder) {
   // several, the order in which fibers on different workers get to record
   // depends on thread preemption (a loaded 2-core CI box reorders them), so
   // only the single-worker order is exact; not-early holds everywhere.
-  if (workers() == 1)
+  if (workers() == 1) {
     for (int i = 0; i < n; i++) EXPECT_EQ(i, o.woke[i]);
+  }
 }
 
 TEST_P(TimerTest, SleepIsNeverEarlyAndRarelyVeryLate) {

@@ -86,7 +86,7 @@ TEST(RaceTest, MutexWaitGroupAndJoinAreSynchronisation) {
 
 // Two fibers on different workers write the same variable with nothing
 // ordering them: TSan must report it and (halt_on_error) stop the process.
-void RacyProgram() {
+[[maybe_unused]] void RacyProgram() {
   sp_runtime_t *rt = MakeRt(2);
   static long x;
   static std::atomic<int> started;
