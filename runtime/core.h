@@ -36,6 +36,7 @@
 #define SP__FIBER_CACHE 64 /* free fiber blocks a worker keeps */
 #define SP__LIFO_CAP 16    /* newest spawns a worker runs first (runq.c) */
 #define SP__GLOBAL_EVERY 61 /* ticks between injection-queue checks */
+#define DL_MAX_WAITERS 64    /* foreign threads tracked in forever-joins */
 
 enum sp__fstate { F_RUNNABLE = 1, F_RUNNING, F_PARKING, F_WOKEN, F_PARKED, F_DONE };
 
@@ -152,6 +153,15 @@ struct sp_runtime {
   void **fslabs;            /* every slab, for teardown */
   size_t nfslabs, capfslabs;
 
+  /* deadlock detection (deadlock.c) */
+  int holds;                  /* atomic: sp_runtime_hold count */
+  int deadlocked;             /* atomic: reported with SP_DEADLOCK_RETURN */
+  pthread_mutex_t dl_lock;
+  struct sp__parker *dl_waiters[DL_MAX_WAITERS]; /* foreign forever-joins */
+  int ndl_waiters;            /* guarded by dl_lock */
+  int shutdown_waiting;       /* guarded by dl_lock: a shutdown waits forever */
+  struct sp_runtime *registry_next; /* deadlock.c's list of runtimes */
+
   /* fiber-local storage keys */
   int nkeys; /* atomic */
   void (*key_dtor[SP_KEYS_MAX])(void *);
@@ -211,6 +221,17 @@ __attribute__((noreturn, format(printf, 1, 2))) void sp__panic(const char *fmt, 
 /* Debug-mode report naming the calling fiber: "spindle: fiber 7 "x": ...". */
 __attribute__((format(printf, 2, 3))) void sp__debugf(struct sp_runtime *rt, const char *fmt, ...);
 int sp__cpu_count(void);
+/* deadlock.c: reports rt if it can never run again (the model there). */
+struct sp__parker;
+void sp__deadlock_check(struct sp_runtime *rt);   /* any thread: maybe wake a worker */
+bool sp__deadlock_suspect(struct sp_runtime *rt);
+uint64_t sp__deadlock_activity(struct sp_runtime *rt);
+void sp__deadlock_report(struct sp_runtime *rt);  /* an idle worker, once confirmed */
+void sp__wake_idle(struct sp_runtime *rt);        /* sched.c: wake one sleeping worker */
+void sp__deadlock_register(struct sp_runtime *rt);
+void sp__deadlock_unregister(struct sp_runtime *rt);
+int sp__deadlock_wait_begin(struct sp_runtime *rt, struct sp__parker *p);
+void sp__deadlock_wait_end(struct sp_runtime *rt, struct sp__parker *p);
 /* dump.c: lists the fibers still live on stderr (shutdown deadline). */
 void sp__report_live(struct sp_runtime *rt);
 /* crash_linux.c: fault reports naming the fiber (K1, K2 there). */

@@ -283,12 +283,15 @@ int sp_join(sp_fiber_t h, void **result, int64_t deadline) {
                   (unsigned long long)h.id);
   }
   if (LOAD(&f->id, ACQUIRE) != h.id) sp__panic("fiber: block reused during join");
+  /* a foreign thread waiting forever may be the one a deadlock strands */
+  int tracked = !w && deadline == SP_FOREVER ? sp__deadlock_wait_begin(f->rt, &p) : 0;
   int rc = sp__park_wait(&p, deadline);
-  if (rc == -ETIMEDOUT) {
+  if (tracked) sp__deadlock_wait_end(f->rt, &p);
+  if (rc == -ETIMEDOUT || rc == -EDEADLK) {
     expect = &p; /* withdraw; if the fiber finished meanwhile, take it */
     if (__atomic_compare_exchange_n(&f->joiner, &expect, NULL, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE))
-      return -ETIMEDOUT;
+      return rc;
     while (!LOAD(&f->join_handoff, ACQUIRE)) sched_yield(); /* F5 */
   }
   return collect(f, result);

@@ -123,6 +123,7 @@ static int resolve_config(sp_config_t *c, const sp_config_t *in) {
   }
   if (c->stack_size == 0) c->stack_size = SP_STACK_DEFAULT;
   if (c->stack_size < SP_STACK_MIN || c->stack_size > SP_STACK_MAX) return -EINVAL;
+  if (c->deadlock < SP_DEADLOCK_ABORT || c->deadlock > SP_DEADLOCK_OFF) return -EINVAL;
   if (env_int("SPINDLE_DEBUG", 0) > 0) c->debug = 1;
   if (env_int("SPINDLE_MIGRATE", 0) > 0) c->migrate = 1;
   return 0;
@@ -142,6 +143,7 @@ static void free_runtime(struct sp_runtime *rt) {
   pthread_mutex_destroy(&rt->idle_lock);
   pthread_mutex_destroy(&rt->fpool_lock);
   pthread_mutex_destroy(&rt->done_lock);
+  pthread_mutex_destroy(&rt->dl_lock);
   pthread_cond_destroy(&rt->done_cond);
   free(rt->idle);
   free(rt->workers);
@@ -172,6 +174,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
   pthread_mutex_init(&rt->idle_lock, NULL);
   pthread_mutex_init(&rt->fpool_lock, NULL);
   pthread_mutex_init(&rt->done_lock, NULL);
+  pthread_mutex_init(&rt->dl_lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -186,8 +189,10 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     sp__timer_heap_init(&w->timers);
   }
   sp__crash_install();
+  sp__deadlock_register(rt);
   rc = sp__workers_start(rt);
   if (rc < 0) {
+    sp__deadlock_unregister(rt);
     sp__crash_uninstall();
     free_runtime(rt);
     return rc;
@@ -209,11 +214,21 @@ int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
   }
   if (rt->stopped) return 0;
   STORE(&rt->stopping, 1, RELEASE); /* R1 */
+  bool forever = deadline == SP_FOREVER;
+  if (forever) { /* deadlock.c: a forever-wait that a deadlock would strand */
+    pthread_mutex_lock(&rt->dl_lock);
+    rt->shutdown_waiting = 1;
+    pthread_mutex_unlock(&rt->dl_lock);
+    sp__deadlock_check(rt);
+  }
   pthread_mutex_lock(&rt->done_lock);
   int rc = 0;
   while (LOAD(&rt->live, ACQUIRE) != 0 && rc == 0) {
-    if (deadline == SP_FOREVER) {
-      pthread_cond_wait(&rt->done_cond, &rt->done_lock);
+    if (forever) {
+      if (LOAD(&rt->deadlocked, ACQUIRE))
+        rc = -EDEADLK;
+      else
+        pthread_cond_wait(&rt->done_cond, &rt->done_lock);
     } else {
       struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
       if (deadline <= 0 || pthread_cond_timedwait(&rt->done_cond, &rt->done_lock, &ts) == ETIMEDOUT)
@@ -221,6 +236,15 @@ int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
     }
   }
   pthread_mutex_unlock(&rt->done_lock);
+  if (forever) {
+    pthread_mutex_lock(&rt->dl_lock);
+    rt->shutdown_waiting = 0;
+    pthread_mutex_unlock(&rt->dl_lock);
+  }
+  if (rc == -EDEADLK) {
+    __atomic_store_n(&rt->deadlocked, 0, __ATOMIC_RELEASE); /* may be retried */
+    return rc;
+  }
   if (rc < 0) {
     sp__report_live(rt);
     return rc;
@@ -241,6 +265,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
     int rc = sp_runtime_shutdown(rt, SP_FOREVER);
     if (rc < 0) return rc;
   }
+  sp__deadlock_unregister(rt);
   free_runtime(rt);
   sp__crash_uninstall();
   return 0;

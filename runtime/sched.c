@@ -44,6 +44,7 @@
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
 #define SPIN_ROUNDS 64 /* steal rounds of an idle worker before it sleeps */
+#define DEADLOCK_CONFIRM_NS 100000000 /* deadlock.c's confirmation interval */
 
 static __thread sp__worker_t *tls_worker;
 
@@ -131,6 +132,8 @@ static void wake_one(struct sp_runtime *rt) {
   idle_remove(rt, v);
   wake_removed(rt, v);
 }
+
+void sp__wake_idle(struct sp_runtime *rt) { wake_one(rt); }
 
 /* Producer side of S3: call after publishing new work. */
 static void wake_if_needed(struct sp_runtime *rt) {
@@ -352,7 +355,15 @@ static bool idle(sp__worker_t *w) {
   int64_t deadline = earliest_timer(rt);
   bool visible = LOAD(&rt->stop, ACQUIRE) ||
                  work_visible(rt, w, deadline == INT64_MAX ? 0 : sp_now());
-  if (!visible) sp__futex_wait(&w->sleep, 1, deadline == INT64_MAX ? SP_FOREVER : deadline);
+  if (!visible && deadline == INT64_MAX && sp__deadlock_suspect(rt)) {
+    /* deadlock.c: confirm over an interval with no activity at all */
+    uint64_t seen = sp__deadlock_activity(rt);
+    if (sp__futex_wait(&w->sleep, 1, sp_deadline_in(DEADLOCK_CONFIRM_NS)) == -ETIMEDOUT &&
+        sp__deadlock_suspect(rt) && sp__deadlock_activity(rt) == seen)
+      sp__deadlock_report(rt);
+  } else if (!visible) {
+    sp__futex_wait(&w->sleep, 1, deadline == INT64_MAX ? SP_FOREVER : deadline);
+  }
   pthread_mutex_lock(&rt->idle_lock);
   if (w->in_idle) { /* timeout, stop or found work ourselves: leave the list */
     idle_remove(rt, w);

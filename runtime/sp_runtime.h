@@ -73,7 +73,15 @@ typedef struct sp_config {
    * the one it last ran on (when workers > 1), to flush out TLS/errno bugs.
    * Also set by SPINDLE_MIGRATE=1. */
   int migrate;
+  /* What to do when every fiber is parked and nothing can wake them while
+   * a foreign thread waits forever for the runtime (sp_join or shutdown
+   * with SP_FOREVER): SP_DEADLOCK_ABORT (default: report "all fibers are
+   * asleep - deadlock!" with a dump on stderr and abort), SP_DEADLOCK_RETURN
+   * (those calls return -EDEADLK), SP_DEADLOCK_OFF. */
+  int deadlock;
 } sp_config_t;
+
+enum { SP_DEADLOCK_ABORT = 0, SP_DEADLOCK_RETURN = 1, SP_DEADLOCK_OFF = 2 };
 
 /* Fills *cfg with defaults (all zero). */
 SP_API void sp_config_init(sp_config_t *cfg);
@@ -86,8 +94,10 @@ SP_API int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg);
 /* Waits until every fiber of rt has finished or the deadline passes, then
  * stops the workers. Returns 0 when stopped, -ETIMEDOUT if fibers are still
  * live (they are listed on stderr; the runtime keeps running and shutdown
- * may be called again), -EDEADLK when called from a fiber of rt, -EINVAL
- * for NULL. Call it from a thread that is not one of rt's workers. */
+ * may be called again), -EDEADLK when called from a fiber of rt or when,
+ * with SP_FOREVER and SP_DEADLOCK_RETURN, the live fibers can never finish
+ * (see sp_config_t.deadlock), -EINVAL for NULL. Call it from a thread that
+ * is not one of rt's workers. */
 SP_API int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline);
 
 /* Frees a runtime. If it was not shut down, shuts it down with deadline
@@ -121,6 +131,13 @@ SP_API int sp_runtime_stats(const sp_runtime_t *rt, sp_stats_t *out);
  * the number of fibers listed, -EINVAL. Suspends: no. */
 SP_API int sp_runtime_dump(sp_runtime_t *rt, int fd);
 
+/* A foreign thread that may still wake fibers of rt (send on a channel they
+ * receive from, unlock a mutex they wait for, ...) holds rt meanwhile, so
+ * that those fibers are not reported as deadlocked. Holds nest. Return 0,
+ * -EINVAL (NULL; release without a hold). Suspends: no. */
+SP_API int sp_runtime_hold(sp_runtime_t *rt);
+SP_API int sp_runtime_release(sp_runtime_t *rt);
+
 /* ---- fibers ------------------------------------------------------------ */
 
 typedef struct sp_spawn_opts {
@@ -151,7 +168,9 @@ SP_API int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
  * Returns 0, -ETIMEDOUT (deadline passed; f may be joined again), -EAGAIN
  * (deadline 0 and not finished), -ESRCH (stale handle: already joined, or
  * detached and finished),
- * -EINVAL (detached, joining itself, or another join is waiting on f).
+ * -EINVAL (detached, joining itself, or another join is waiting on f),
+ * -EDEADLK (a foreign thread joining with SP_FOREVER when no fiber can ever
+ * run again and the config says SP_DEADLOCK_RETURN; f may be joined again).
  * Suspends: yes. */
 SP_API int sp_join(sp_fiber_t f, void **result, int64_t deadline);
 

@@ -20,9 +20,14 @@ class RtTest : public ::testing::TestWithParam<int> {
     sp_config_init(&cfg);
     cfg.workers = GetParam();
     ASSERT_EQ(0, sp_runtime_create(&rt_, &cfg));
+    // The test thread and threads it starts feed fibers freely: they are
+    // wakers, so no deadlock is reported (tests/runtime/deadlock_test.cc
+    // covers detection on runtimes of its own).
+    ASSERT_EQ(0, sp_runtime_hold(rt_));
   }
   void TearDown() override {
     if (!rt_) return;
+    ASSERT_EQ(0, sp_runtime_release(rt_));
     ASSERT_EQ(0, sp_runtime_shutdown(rt_, sp_deadline_in(30000000000LL)));
     sp_stats_t st;
     ASSERT_EQ(0, sp_runtime_stats(rt_, &st));

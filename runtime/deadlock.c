@@ -1,0 +1,184 @@
+/*
+ * deadlock.c: "all fibers are asleep - deadlock!" (Go's checkdead), for a
+ * runtime whose fibers can never run again.
+ *
+ * Model: the process is deadlocked when every runtime in it either has no
+ * live fibers or has all of them parked (every worker registered idle,
+ * every queue empty) with no timer armed (no deadline can wake anyone) and
+ * no foreign thread registered as a possible waker (sp_runtime_hold), and
+ * some foreign thread waits forever for a runtime (sp_join with
+ * SP_FOREVER, or shutdown/destroy without deadline): that thread would
+ * otherwise hang. All runtimes count because a fiber of one may wake a
+ * fiber of another (a cross-runtime join, a shared channel); they are kept
+ * in a process-wide list for this (the only process-wide state besides the
+ * crash handler's, and neither limits how many runtimes there are). The last worker to go idle checks, and
+ * so does a foreign thread when it starts such a wait. By default the
+ * report and a dump go to stderr and the process aborts; with
+ * SP_DEADLOCK_RETURN the waiting calls return -EDEADLK instead.
+ * Foreign threads that are not waiting and not registered are assumed to be
+ * done with the runtime: an embedder whose threads feed fibers (send on a
+ * channel, unlock a mutex) must hold the runtime while they may do so.
+ * Invariants:
+ *   K1  Only a forever-wait of a foreign thread can be reported: fibers'
+ *       own forever-waits are part of the condition, not reporters.
+ *   K2  Waiters are woken with -EDEADLK through their parker claim, so a
+ *       real wake-up racing the report wins cleanly (exactly once), and a
+ *       waiter whose claim already went to its waker is never reported.
+ * Locks: registry_lock, then dl_lock of each runtime; done_lock after both
+ *   are released. None is taken on a fiber switch path.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "runtime/core.h"
+#include "runtime/park.h"
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+
+int sp_runtime_hold(sp_runtime_t *rt) {
+  if (!rt) return -EINVAL;
+  __atomic_fetch_add(&rt->holds, 1, __ATOMIC_ACQ_REL);
+  return 0;
+}
+
+int sp_runtime_release(sp_runtime_t *rt) {
+  if (!rt) return -EINVAL;
+  int h = LOAD(&rt->holds);
+  do {
+    if (h <= 0) return -EINVAL;
+  } while (!__atomic_compare_exchange_n(&rt->holds, &h, h - 1, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE));
+  if (h == 1) sp__deadlock_check(rt); /* the last possible waker left */
+  return 0;
+}
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sp_runtime *registry; /* every live runtime, guarded by registry_lock */
+
+void sp__deadlock_register(struct sp_runtime *rt) {
+  pthread_mutex_lock(&registry_lock);
+  rt->registry_next = registry;
+  registry = rt;
+  pthread_mutex_unlock(&registry_lock);
+}
+
+void sp__deadlock_unregister(struct sp_runtime *rt) {
+  pthread_mutex_lock(&registry_lock);
+  for (struct sp_runtime **p = &registry; *p; p = &(*p)->registry_next)
+    if (*p == rt) {
+      *p = rt->registry_next;
+      break;
+    }
+  pthread_mutex_unlock(&registry_lock);
+}
+
+/* Whether nothing can ever run in rt again on its own: no live fiber, or
+ * all of them parked with no timer, no hold and no waker inside. */
+static bool stuck(struct sp_runtime *rt) {
+  if (LOAD(&rt->live) == 0) return true;
+  if (LOAD(&rt->holds) > 0 || LOAD(&rt->ext_wakers) > 0) return false;
+  if (LOAD(&rt->nidle) != rt->nworkers || LOAD(&rt->inject_n)) return false;
+  for (int i = 0; i < rt->nworkers; i++) {
+    sp__worker_t *w = &rt->workers[i];
+    if (!sp__runq_empty(w) || LOAD(&w->inbox_n) || sp__timer_next(&w->timers) != INT64_MAX)
+      return false;
+  }
+  return true;
+}
+
+/* Reports or releases the forever-waiters of rt. A waiter counts only if
+ * its parker can still be claimed: one whose wake-up is already under way
+ * (its fiber finished, live dropped first) is not stranded (K2).
+ * Locks: registry_lock. */
+static bool strand(struct sp_runtime *rt) {
+  if (LOAD(&rt->live) == 0 || rt->cfg.deadlock == SP_DEADLOCK_OFF) return false;
+  pthread_mutex_lock(&rt->dl_lock);
+  int n = 0;
+  for (int i = 0; i < rt->ndl_waiters; i++)
+    if (sp__park_claim(rt->dl_waiters[i])) rt->dl_waiters[n++] = rt->dl_waiters[i];
+  if (n == 0 && !rt->shutdown_waiting) {
+    rt->ndl_waiters = 0; /* all were being woken anyway; they unlist themselves */
+    pthread_mutex_unlock(&rt->dl_lock);
+    return false;
+  }
+  if (rt->cfg.deadlock == SP_DEADLOCK_ABORT) {
+    fprintf(stderr, "spindle: all fibers are asleep - deadlock!\n");
+    for (struct sp_runtime *r = registry; r; r = r->registry_next) sp_runtime_dump(r, 2);
+    abort();
+  }
+  __atomic_store_n(&rt->deadlocked, 1, __ATOMIC_RELEASE);
+  for (int i = 0; i < n; i++) sp__park_wake(rt->dl_waiters[i], -EDEADLK);
+  rt->ndl_waiters = 0;
+  pthread_mutex_unlock(&rt->dl_lock);
+  return true;
+}
+
+/* Whether all runtimes are stuck and rt has someone waiting forever.
+ * Cheap when the answer is no (the common case). */
+bool sp__deadlock_suspect(struct sp_runtime *rt) {
+  if (rt->cfg.deadlock == SP_DEADLOCK_OFF || LOAD(&rt->live) == 0 || !stuck(rt)) return false;
+  pthread_mutex_lock(&rt->dl_lock);
+  bool waited = rt->ndl_waiters > 0 || rt->shutdown_waiting;
+  pthread_mutex_unlock(&rt->dl_lock);
+  if (!waited) return false;
+  pthread_mutex_lock(&registry_lock);
+  bool all = true;
+  for (struct sp_runtime *r = registry; r && all; r = r->registry_next) all = stuck(r);
+  pthread_mutex_unlock(&registry_lock);
+  return all;
+}
+
+/* Scheduling activity of rt: changes whenever a fiber runs or is spawned. */
+uint64_t sp__deadlock_activity(struct sp_runtime *rt) {
+  uint64_t a = LOAD(&rt->spawned_foreign) + LOAD(&rt->live);
+  for (int i = 0; i < rt->nworkers; i++)
+    a += LOAD(&rt->workers[i].stats.switches) + LOAD(&rt->workers[i].stats.spawned);
+  return a;
+}
+
+void sp__deadlock_report(struct sp_runtime *rt) {
+  (void)rt;
+  pthread_mutex_lock(&registry_lock);
+  bool all = true;
+  for (struct sp_runtime *r = registry; r && all; r = r->registry_next) all = stuck(r);
+  struct sp_runtime *released[64];
+  int n = 0;
+  if (all)
+    for (struct sp_runtime *r = registry; r && n < 64; r = r->registry_next)
+      if (strand(r)) released[n++] = r;
+  pthread_mutex_unlock(&registry_lock);
+  for (int i = 0; i < n; i++) { /* wake a stranded shutdown */
+    pthread_mutex_lock(&released[i]->done_lock);
+    pthread_cond_broadcast(&released[i]->done_cond);
+    pthread_mutex_unlock(&released[i]->done_lock);
+  }
+}
+
+void sp__deadlock_check(struct sp_runtime *rt) {
+  /* foreign threads do not decide: an idle worker confirms (sched.c) */
+  if (sp__deadlock_suspect(rt)) sp__wake_idle(rt);
+}
+
+int sp__deadlock_wait_begin(struct sp_runtime *rt, sp__parker_t *p) {
+  pthread_mutex_lock(&rt->dl_lock);
+  if (rt->ndl_waiters == DL_MAX_WAITERS) { /* cannot track more: not reported */
+    pthread_mutex_unlock(&rt->dl_lock);
+    return 0;
+  }
+  rt->dl_waiters[rt->ndl_waiters++] = p;
+  pthread_mutex_unlock(&rt->dl_lock);
+  sp__deadlock_check(rt);
+  return 1;
+}
+
+void sp__deadlock_wait_end(struct sp_runtime *rt, sp__parker_t *p) {
+  pthread_mutex_lock(&rt->dl_lock);
+  for (int i = 0; i < rt->ndl_waiters; i++)
+    if (rt->dl_waiters[i] == p) {
+      rt->dl_waiters[i] = rt->dl_waiters[--rt->ndl_waiters];
+      break;
+    }
+  pthread_mutex_unlock(&rt->dl_lock);
+}
