@@ -143,7 +143,6 @@ struct sp_runtime {
   int stopped;       /* workers joined */
   pthread_mutex_t done_lock;
   pthread_cond_t done_cond; /* signalled when live drops to 0 */
-  int started;       /* atomic: workers that reached their loop */
   int ext_wakers;    /* atomic: threads not of rt inside sp__enqueue(rt) */
 
   /* pools */

@@ -441,7 +441,6 @@ static void *worker_main(void *arg) {
   tls_worker = w;
   void *alt = sp__altstack_enter(); /* fault reports run there (crash_linux.c) */
   sp__ctx_init_thread(&w->sched);
-  __atomic_fetch_add(&w->rt->started, 1, __ATOMIC_RELEASE);
   struct sp_fiber *f;
   while ((f = find_runnable(w)) != NULL) {
     take(w, f);

@@ -43,7 +43,6 @@ typedef struct {
   uint32_t state; /* atomic */
   sp__lock_t lk;
   sp__waitq_t q;
-  uint64_t unused_;
 } mutex_t;
 _Static_assert(sizeof(mutex_t) <= sizeof(sp_mutex_t), "sp_mutex_t too small");
 
