@@ -37,6 +37,7 @@
 #define SP__LIFO_CAP 16    /* newest spawns a worker runs first (runq.c) */
 #define SP__GLOBAL_EVERY 61 /* ticks between injection-queue checks */
 #define DL_MAX_WAITERS 64    /* foreign threads tracked in forever-joins */
+#define SP__WATCH_MAX 256    /* workers the debug watchdog looks at */
 
 enum sp__fstate { F_RUNNABLE = 1, F_RUNNING, F_PARKING, F_WOKEN, F_PARKED, F_DONE };
 
@@ -161,6 +162,11 @@ struct sp_runtime {
   int shutdown_waiting;       /* guarded by dl_lock: a shutdown waits forever */
   struct sp_runtime *registry_next; /* deadlock.c's list of runtimes */
 
+  /* debug-mode slow-fiber watchdog (watchdog.c) */
+  pthread_t wd_thread;
+  uint32_t wd_stop; /* atomic futex word */
+  int wd_running;
+
   /* fiber-local storage keys */
   int nkeys; /* atomic */
   void (*key_dtor[SP_KEYS_MAX])(void *);
@@ -231,8 +237,13 @@ void sp__deadlock_register(struct sp_runtime *rt);
 void sp__deadlock_unregister(struct sp_runtime *rt);
 int sp__deadlock_wait_begin(struct sp_runtime *rt, struct sp__parker *p);
 void sp__deadlock_wait_end(struct sp_runtime *rt, struct sp__parker *p);
-/* dump.c: lists the fibers still live on stderr (shutdown deadline). */
+/* dump.c: lists the fibers still live on stderr (shutdown deadline), and
+ * in debug mode the fibers that finished but were never joined (destroy). */
 void sp__report_live(struct sp_runtime *rt);
+void sp__report_unjoined(struct sp_runtime *rt);
+/* watchdog.c: debug mode's slow-fiber reports. */
+int sp__watchdog_start(struct sp_runtime *rt);
+void sp__watchdog_stop(struct sp_runtime *rt);
 /* crash_linux.c: fault reports naming the fiber (K1, K2 there). */
 void sp__crash_install(void);
 void sp__crash_uninstall(void);

@@ -118,7 +118,9 @@ static bool strand(struct sp_runtime *rt) {
 /* Whether all runtimes are stuck and rt has someone waiting forever.
  * Cheap when the answer is no (the common case). */
 bool sp__deadlock_suspect(struct sp_runtime *rt) {
-  if (rt->cfg.deadlock == SP_DEADLOCK_OFF || LOAD(&rt->live) == 0 || !stuck(rt)) return false;
+  /* cheapest and most selective first: it runs on every idle transition */
+  if (rt->cfg.deadlock == SP_DEADLOCK_OFF || LOAD(&rt->nidle) != rt->nworkers) return false;
+  if (LOAD(&rt->live) == 0 || !stuck(rt)) return false;
   pthread_mutex_lock(&rt->dl_lock);
   bool waited = rt->ndl_waiters > 0 || rt->shutdown_waiting;
   pthread_mutex_unlock(&rt->dl_lock);

@@ -105,3 +105,19 @@ void sp__report_live(struct sp_runtime *rt) {
           (unsigned long long)LOAD(&rt->live));
   dump_fibers(2, rt, false);
 }
+
+void sp__report_unjoined(struct sp_runtime *rt) {
+  pthread_mutex_lock(&rt->fpool_lock);
+  for (size_t s = 0; s < rt->nfslabs; s++) {
+    struct sp_fiber *slab = rt->fslabs[s];
+    for (int i = 0; i < SLAB; i++) {
+      struct sp_fiber *f = &slab[i];
+      uint64_t id = LOAD(&f->id);
+      if (id && LOAD(&f->state) == F_DONE && LOAD(&f->joiner) == SP__JOIN_DONE)
+        dprintf(2, "spindle: fiber %llu \"%s\" (spawned at %s:%d) finished but was never "
+                   "joined or detached (its result and block leaked until now)\n",
+                (unsigned long long)id, f->name, f->file ? f->file : "?", f->line);
+    }
+  }
+  pthread_mutex_unlock(&rt->fpool_lock);
+}

@@ -197,6 +197,8 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     free_runtime(rt);
     return rc;
   }
+  if (sp__watchdog_start(rt) < 0) /* debug only; a report less, not an error */
+    fprintf(stderr, "spindle: debug mode: could not start the slow-fiber watchdog\n");
   *out = rt;
   return 0;
 }
@@ -249,6 +251,7 @@ int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
     sp__report_live(rt);
     return rc;
   }
+  sp__watchdog_stop(rt);
   sp__workers_stop(rt); /* R2 */
   rt->stopped = 1;
   return 0;
@@ -265,6 +268,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
     int rc = sp_runtime_shutdown(rt, SP_FOREVER);
     if (rc < 0) return rc;
   }
+  if (rt->cfg.debug) sp__report_unjoined(rt);
   sp__deadlock_unregister(rt);
   free_runtime(rt);
   sp__crash_uninstall();

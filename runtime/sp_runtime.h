@@ -66,8 +66,9 @@ typedef struct sp_config {
   int workers;
   /* Default stack size for sp_spawn without one; 0 = SP_STACK_DEFAULT. */
   size_t stack_size;
-  /* Debug mode: misuse is reported on stderr naming the fiber. Also set by
-   * SPINDLE_DEBUG=1. */
+  /* Debug mode: misuse is reported on stderr naming the fiber, slow fibers
+   * are reported (slow_fiber_ns), and destroy lists fibers that finished
+   * but were never joined or detached. Also set by SPINDLE_DEBUG=1. */
   int debug;
   /* Debug option: every resume of a fiber happens on a different worker than
    * the one it last ran on (when workers > 1), to flush out TLS/errno bugs.
@@ -79,6 +80,9 @@ typedef struct sp_config {
    * asleep - deadlock!" with a dump on stderr and abort), SP_DEADLOCK_RETURN
    * (those calls return -EDEADLK), SP_DEADLOCK_OFF. */
   int deadlock;
+  /* Debug mode: a fiber that runs this long without reaching a switch
+   * point is reported (name, spawn site, worker); 0 = 100 ms. */
+  int64_t slow_fiber_ns;
 } sp_config_t;
 
 enum { SP_DEADLOCK_ABORT = 0, SP_DEADLOCK_RETURN = 1, SP_DEADLOCK_OFF = 2 };

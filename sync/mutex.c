@@ -105,14 +105,8 @@ int sp_mutex_lock_until(sp_mutex_t *mm, int64_t deadline) {
   }
 }
 
-/* The uncontended case without a second call (Go inlines it). */
-static bool fast_lock(sp_mutex_t *mm) {
-  uint32_t s = 0;
-  return mm && CAS(&((mutex_t *)mm)->state, &s, LOCKED);
-}
-
-int sp_mutex_lock(sp_mutex_t *m) { return fast_lock(m) ? 0 : sp_mutex_lock_until(m, SP_FOREVER); }
-int sp_mutex_trylock(sp_mutex_t *m) { return fast_lock(m) ? 0 : sp_mutex_lock_until(m, 0); }
+int sp_mutex_lock(sp_mutex_t *m) { return sp_mutex_lock_until(m, SP_FOREVER); }
+int sp_mutex_trylock(sp_mutex_t *m) { return sp_mutex_lock_until(m, 0); }
 
 int sp_mutex_unlock(sp_mutex_t *mm) {
   if (!mm) return -EINVAL;

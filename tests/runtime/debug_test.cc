@@ -1,0 +1,74 @@
+// debug_test.cc: debug mode's reports (runtime/watchdog.c, dump.c): slow
+// fibers and fibers never joined.
+#include <algorithm>
+#include <string>
+
+#include "tests/support/rt_fixture.h"
+
+namespace {
+
+sp_runtime_t *DebugRt(int64_t slow_ns) {
+  sp_config_t cfg;
+  sp_config_init(&cfg);
+  cfg.workers = 2;
+  cfg.debug = 1;
+  cfg.slow_fiber_ns = slow_ns;
+  sp_runtime_t *rt = nullptr;
+  EXPECT_EQ(0, sp_runtime_create(&rt, &cfg));
+  return rt;
+}
+
+TEST(DebugTest, SlowFiberIsReportedOnce) {
+  testing::internal::CaptureStderr();
+  sp_runtime_t *rt = DebugRt(20000000);  // 20 ms
+  sp_fiber_t f;
+  sp_spawn_opts_t o = {"hog", 0, 0};
+  ASSERT_EQ(0, sp_spawn(rt, &f, [](void *) -> void * {
+              int64_t until = sp_now() + 300000000;  // 300 ms without a switch point
+              while (sp_now() < until) {
+              }
+              return nullptr;
+            }, nullptr, &o));
+  ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+  std::string err = testing::internal::GetCapturedStderr();
+  size_t at = err.find("\"hog\" (spawned at tests/runtime/debug_test.cc:");
+  ASSERT_NE(std::string::npos, at) << err;
+  EXPECT_NE(std::string::npos, err.find("without reaching a switch point")) << err;
+  EXPECT_EQ(std::string::npos, err.find("\"hog\"", at + 1)) << "reported twice: " << err;
+}
+
+TEST(DebugTest, FibersThatYieldAreNotReported) {
+  testing::internal::CaptureStderr();
+  // generous threshold: the OS may preempt a worker between two switch
+  // points on a loaded machine, which the watchdog cannot tell apart
+  sp_runtime_t *rt = DebugRt(300000000);
+  sp_fiber_t f;
+  ASSERT_EQ(0, sp_spawn(rt, &f, [](void *) -> void * {
+              int64_t until = sp_now() + 100000000;
+              while (sp_now() < until) sp_sleep_for(1000000);  // switch points every 1 ms
+              return nullptr;
+            }, nullptr, nullptr));
+  ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(std::string::npos, err.find("without reaching a switch point")) << err;
+}
+
+TEST(DebugTest, NeverJoinedFibersAreListedAtDestroy) {
+  testing::internal::CaptureStderr();
+  sp_runtime_t *rt = DebugRt(0);
+  sp_fiber_t forgotten, joined;
+  sp_spawn_opts_t o = {"forgotten", 0, 0};
+  ASSERT_EQ(0, sp_spawn(rt, &forgotten, [](void *) -> void * { return nullptr; }, nullptr, &o));
+  ASSERT_EQ(0, sp_spawn(rt, &joined, [](void *) -> void * { return nullptr; }, nullptr, nullptr));
+  ASSERT_EQ(0, sp_join(joined, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("\"forgotten\" (spawned at tests/runtime/debug_test.cc:"))
+      << err;
+  EXPECT_NE(std::string::npos, err.find("never joined or detached")) << err;
+  EXPECT_EQ(1u, std::count(err.begin(), err.end(), '\n')) << "only the forgotten one: " << err;
+}
+
+}  // namespace
