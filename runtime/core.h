@@ -233,6 +233,10 @@ bool sp__deadlock_suspect(struct sp_runtime *rt);
 uint64_t sp__deadlock_activity(struct sp_runtime *rt);
 void sp__deadlock_report(struct sp_runtime *rt);  /* an idle worker, once confirmed */
 void sp__wake_idle(struct sp_runtime *rt);        /* sched.c: wake one sleeping worker */
+void sp__dump_all(int fd);                        /* deadlock.c: dump every runtime */
+/* sigquit_linux.c: SIGQUIT dumps every runtime (opt-in, reference counted). */
+int sp__sigquit_enable(void);
+void sp__sigquit_disable(void);
 void sp__deadlock_register(struct sp_runtime *rt);
 void sp__deadlock_unregister(struct sp_runtime *rt);
 int sp__deadlock_wait_begin(struct sp_runtime *rt, struct sp__parker *p);

@@ -74,6 +74,12 @@ void sp__deadlock_unregister(struct sp_runtime *rt) {
   pthread_mutex_unlock(&registry_lock);
 }
 
+void sp__dump_all(int fd) {
+  pthread_mutex_lock(&registry_lock);
+  for (struct sp_runtime *r = registry; r; r = r->registry_next) sp_runtime_dump(r, fd);
+  pthread_mutex_unlock(&registry_lock);
+}
+
 /* Whether nothing can ever run in rt again on its own: no live fiber, or
  * all of them parked with no timer, no hold and no waker inside. */
 static bool stuck(struct sp_runtime *rt) {

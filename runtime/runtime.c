@@ -126,6 +126,7 @@ static int resolve_config(sp_config_t *c, const sp_config_t *in) {
   if (c->deadlock < SP_DEADLOCK_ABORT || c->deadlock > SP_DEADLOCK_OFF) return -EINVAL;
   if (env_int("SPINDLE_DEBUG", 0) > 0) c->debug = 1;
   if (env_int("SPINDLE_MIGRATE", 0) > 0) c->migrate = 1;
+  if (env_int("SPINDLE_SIGQUIT", 0) > 0) c->dump_on_sigquit = 1;
   return 0;
 }
 
@@ -197,6 +198,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     free_runtime(rt);
     return rc;
   }
+  if (rt->cfg.dump_on_sigquit && sp__sigquit_enable() < 0) rt->cfg.dump_on_sigquit = 0;
   if (sp__watchdog_start(rt) < 0) /* debug only; a report less, not an error */
     fprintf(stderr, "spindle: debug mode: could not start the slow-fiber watchdog\n");
   *out = rt;
@@ -269,6 +271,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
     if (rc < 0) return rc;
   }
   if (rt->cfg.debug) sp__report_unjoined(rt);
+  if (rt->cfg.dump_on_sigquit) sp__sigquit_disable();
   sp__deadlock_unregister(rt);
   free_runtime(rt);
   sp__crash_uninstall();

@@ -253,7 +253,7 @@ static void after_switch(transfer_t t) {
 
 /* Marks f as running on w. */
 static void take(sp__worker_t *w, struct sp_fiber *f) {
-  STORE(&w->cur, f, RELAXED); /* thieves peek at it (runq.c grab) */
+  STORE(&w->cur, f, RELEASE); /* thieves, dump and watchdog read it (acquire) */
   STORE(&f->state, F_RUNNING, RELAXED);
   STORE(&f->last_worker, w->index, RELAXED); /* sp_runtime_dump reads it */
   sp__stat_inc(&w->stats.switches);

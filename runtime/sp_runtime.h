@@ -83,6 +83,9 @@ typedef struct sp_config {
   /* Debug mode: a fiber that runs this long without reaching a switch
    * point is reported (name, spawn site, worker); 0 = 100 ms. */
   int64_t slow_fiber_ns;
+  /* 1: while this runtime lives, SIGQUIT writes sp_runtime_dump of every
+   * runtime to stderr (the process keeps running). Also SPINDLE_SIGQUIT=1. */
+  int dump_on_sigquit;
 } sp_config_t;
 
 enum { SP_DEADLOCK_ABORT = 0, SP_DEADLOCK_RETURN = 1, SP_DEADLOCK_OFF = 2 };

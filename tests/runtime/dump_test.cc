@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <string>
@@ -88,6 +89,31 @@ TEST(DumpTest, ShowsWaitReasonsAndSpawnSites) {
   EXPECT_EQ(-EINVAL, sp_runtime_dump(rt, -1));
   EXPECT_EQ(0, sp_chan_free(w.ch));
   EXPECT_EQ(0, sp_runtime_destroy(rt));
+}
+
+// SIGQUIT dumps every runtime (opt-in) and the process keeps running.
+TEST(DumpTest, SigquitDumpsAndKeepsRunning) {
+  sp_config_t cfg;
+  sp_config_init(&cfg);
+  cfg.workers = 1;
+  cfg.dump_on_sigquit = 1;
+  sp_runtime_t *rt;
+  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  sp_fiber_t f;
+  sp_spawn_opts_t o = {"napper", 0, 0};
+  ASSERT_EQ(0, sp_spawn(rt, &f, [](void *) -> void * {
+              sp_sleep_for(300000000);
+              return nullptr;
+            }, nullptr, &o));
+  usleep(20000);
+  testing::internal::CaptureStderr();
+  ASSERT_EQ(0, raise(SIGQUIT));
+  usleep(100000);  // the dump thread writes
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("SIGQUIT: dump of every runtime")) << err;
+  EXPECT_NE(std::string::npos, err.find("\"napper\" parked: sleep until")) << err;
+  ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
 }
 
 }  // namespace
