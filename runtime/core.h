@@ -38,6 +38,14 @@
 #define SP__GLOBAL_EVERY 61 /* ticks between injection-queue checks */
 #define DL_MAX_WAITERS 64    /* foreign threads tracked in forever-joins */
 #define SP__WATCH_MAX 256    /* workers the debug watchdog looks at */
+#define SP__CENSUS_SLOTS 256 /* spawn sites the debug stack census tracks */
+
+typedef struct sp__census {
+  const char *file; /* spawn site; NULL while the slot is free */
+  int line;
+  uint64_t fibers;
+  size_t deepest, size;
+} sp__census_t;
 
 enum sp__fstate { F_RUNNABLE = 1, F_RUNNING, F_PARKING, F_WOKEN, F_PARKED, F_DONE };
 
@@ -167,6 +175,10 @@ struct sp_runtime {
   uint32_t wd_stop; /* atomic futex word */
   int wd_running;
 
+  /* debug-mode stack census (census.c) */
+  pthread_mutex_t census_lock;
+  sp__census_t census[SP__CENSUS_SLOTS];
+
   /* fiber-local storage keys */
   int nkeys; /* atomic */
   void (*key_dtor[SP_KEYS_MAX])(void *);
@@ -245,6 +257,10 @@ void sp__deadlock_wait_end(struct sp_runtime *rt, struct sp__parker *p);
  * in debug mode the fibers that finished but were never joined (destroy). */
 void sp__report_live(struct sp_runtime *rt);
 void sp__report_unjoined(struct sp_runtime *rt);
+/* census.c: debug mode's deepest stack use per spawn site. */
+void sp__census_paint(struct sp_fiber *f);
+void sp__census_record(struct sp_fiber *f);
+void sp__census_print(struct sp_runtime *rt);
 /* watchdog.c: debug mode's slow-fiber reports. */
 int sp__watchdog_start(struct sp_runtime *rt);
 void sp__watchdog_stop(struct sp_runtime *rt);

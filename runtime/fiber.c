@@ -177,6 +177,7 @@ int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   const char *name = opts && opts->name ? opts->name : "fiber";
   strncpy(f->name, name, SP_NAME_MAX);
   f->name[SP_NAME_MAX] = '\0';
+  sp__census_paint(f); /* debug mode only */
   sp__fiber_prepare(f);
   uint64_t id = new_id(rt, w);
   STORE(&f->id, id, RELEASE);
@@ -224,6 +225,7 @@ static void run_fls_dtors(struct sp_fiber *f) {
 void sp__fiber_finish(sp__worker_t *w, struct sp_fiber *f) {
   struct sp_runtime *rt = f->rt;
   sp__ctx_release(&f->ctx);
+  sp__census_record(f); /* debug mode only; before the stack is reused */
   sp__stack_free(&rt->stacks, &w->stacks, f->stack);
   f->stack = (sp__stack_t){NULL, 0};
   STORE(&f->state, F_DONE, RELAXED);

@@ -145,6 +145,7 @@ static void free_runtime(struct sp_runtime *rt) {
   pthread_mutex_destroy(&rt->fpool_lock);
   pthread_mutex_destroy(&rt->done_lock);
   pthread_mutex_destroy(&rt->dl_lock);
+  pthread_mutex_destroy(&rt->census_lock);
   pthread_cond_destroy(&rt->done_cond);
   free(rt->idle);
   free(rt->workers);
@@ -176,6 +177,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
   pthread_mutex_init(&rt->fpool_lock, NULL);
   pthread_mutex_init(&rt->done_lock, NULL);
   pthread_mutex_init(&rt->dl_lock, NULL);
+  pthread_mutex_init(&rt->census_lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -270,7 +272,10 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
     int rc = sp_runtime_shutdown(rt, SP_FOREVER);
     if (rc < 0) return rc;
   }
-  if (rt->cfg.debug) sp__report_unjoined(rt);
+  if (rt->cfg.debug) {
+    sp__report_unjoined(rt);
+    sp__census_print(rt);
+  }
   if (rt->cfg.dump_on_sigquit) sp__sigquit_disable();
   sp__deadlock_unregister(rt);
   free_runtime(rt);

@@ -1,6 +1,8 @@
 // debug_test.cc: debug mode's reports (runtime/watchdog.c, dump.c): slow
 // fibers and fibers never joined.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "tests/support/rt_fixture.h"
@@ -68,7 +70,40 @@ TEST(DebugTest, NeverJoinedFibersAreListedAtDestroy) {
   EXPECT_NE(std::string::npos, err.find("\"forgotten\" (spawned at tests/runtime/debug_test.cc:"))
       << err;
   EXPECT_NE(std::string::npos, err.find("never joined or detached")) << err;
-  EXPECT_EQ(1u, std::count(err.begin(), err.end(), '\n')) << "only the forgotten one: " << err;
+  EXPECT_EQ(std::string::npos, err.find("never joined", err.find("never joined") + 1))
+      << "only the forgotten one: " << err;
+}
+
+__attribute__((noinline)) void *UseStack(void *arg) {
+  size_t n = (size_t)(intptr_t)arg;
+  volatile char buf[24 * 1024];
+  for (size_t i = 0; i < n && i < sizeof buf; i += 512) buf[i] = 1;
+  return (void *)(intptr_t)buf[0];
+}
+
+// The census reports the deepest stack use per spawn site at destroy.
+TEST(DebugTest, StackCensusPerSpawnSite) {
+  testing::internal::CaptureStderr();
+  sp_runtime_t *rt = DebugRt(0);
+  for (int i = 0; i < 3; i++) {
+    sp_fiber_t f;
+    ASSERT_EQ(0, sp_spawn(rt, &f, UseStack, (void *)(intptr_t)(20 * 1024), nullptr));  // deep
+    ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  }
+  sp_fiber_t g;
+  ASSERT_EQ(0, sp_spawn(rt, &g, UseStack, (void *)(intptr_t)0, nullptr));  // shallow
+  ASSERT_EQ(0, sp_join(g, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("stack census")) << err;
+  // deep site: 3 fibers, at least 20 KiB of the 64 KiB default
+  size_t at = err.find(": 3 fiber(s), deepest ");
+  ASSERT_NE(std::string::npos, at) << err;
+  double kib = atof(err.c_str() + at + strlen(": 3 fiber(s), deepest "));
+  EXPECT_GE(kib, 20.0) << err;
+  EXPECT_LT(kib, 64.0) << err;
+  EXPECT_NE(std::string::npos, err.find(": 1 fiber(s), deepest ")) << err;
+  EXPECT_NE(std::string::npos, err.find("of 64 KiB")) << err;
 }
 
 }  // namespace
