@@ -11,13 +11,7 @@
 namespace {
 
 sp_runtime_t *MakeRt(int mode) {
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.deadlock = mode;
-  sp_runtime_t *rt = nullptr;
-  EXPECT_EQ(0, sp_runtime_create(&rt, &cfg));
-  return rt;
+  return sptest::NewRuntime(2, [mode](sp_config_t &c) { c.deadlock = mode; });
 }
 
 void *RecvForever(void *c) {

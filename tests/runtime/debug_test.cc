@@ -10,14 +10,10 @@
 namespace {
 
 sp_runtime_t *DebugRt(int64_t slow_ns) {
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.debug = 1;
-  cfg.slow_fiber_ns = slow_ns;
-  sp_runtime_t *rt = nullptr;
-  EXPECT_EQ(0, sp_runtime_create(&rt, &cfg));
-  return rt;
+  return sptest::NewRuntime(2, [slow_ns](sp_config_t &c) {
+    c.debug = 1;
+    c.slow_fiber_ns = slow_ns;
+  });
 }
 
 TEST(DebugTest, SlowFiberIsReportedOnce) {

@@ -33,11 +33,8 @@ struct World {
 };
 
 TEST(DumpTest, ShowsWaitReasonsAndSpawnSites) {
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = 2;
-  sp_runtime_t *rt;
-  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  sp_runtime_t *rt = sptest::NewRuntime(2);
+  ASSERT_NE(nullptr, rt);
   World w;
   ASSERT_EQ(0, sp_chan_make(&w.ch, sizeof(int), 0));
   ASSERT_EQ(0, sp_mutex_lock(&w.mu));  // held by this thread: the locker waits
@@ -93,12 +90,8 @@ TEST(DumpTest, ShowsWaitReasonsAndSpawnSites) {
 
 // SIGQUIT dumps every runtime (opt-in) and the process keeps running.
 TEST(DumpTest, SigquitDumpsAndKeepsRunning) {
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = 1;
-  cfg.dump_on_sigquit = 1;
-  sp_runtime_t *rt;
-  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  sp_runtime_t *rt = sptest::NewRuntime(1, [](sp_config_t &c) { c.dump_on_sigquit = 1; });
+  ASSERT_NE(nullptr, rt);
   sp_fiber_t f;
   sp_spawn_opts_t o = {"napper", 0, 0};
   ASSERT_EQ(0, sp_spawn(rt, &f, [](void *) -> void * {

@@ -80,11 +80,8 @@ TEST(RuntimeTest, SeveralRuntimesSideBySide) {
 }
 
 TEST(RuntimeTest, ForeignThreadsSpawnAndJoinConcurrently) {
-  sp_runtime_t *rt;
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = 2;
-  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  sp_runtime_t *rt = sptest::NewRuntime(2);
+  ASSERT_NE(nullptr, rt);
   std::atomic<long> ok{0};
   const int threads = 6, each = (int)sptest::Scaled(3000);
   std::vector<std::thread> ts;
@@ -185,11 +182,8 @@ void *SpawnWithBadStack(void *) {
 }
 
 TEST(RuntimeTest, DebugModeNamesTheFiber) {
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.debug = 1;
-  sp_runtime_t *rt;
-  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  sp_runtime_t *rt = sptest::NewRuntime(0, [](sp_config_t &c) { c.debug = 1; });
+  ASSERT_NE(nullptr, rt);
   sp_fiber_t f;
   sp_spawn_opts_t o = {"misuser", 0, 0};
   testing::internal::CaptureStderr();

@@ -205,12 +205,8 @@ void *Migrator(void *arg) {
 }
 
 TEST(SchedMigrate, EveryResumeMovesToAnotherWorker) {
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = 3;
-  cfg.migrate = 1;
-  sp_runtime_t *rt;
-  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  sp_runtime_t *rt = sptest::NewRuntime(3, [](sp_config_t &c) { c.migrate = 1; });
+  ASSERT_NE(nullptr, rt);
   MigrateResult res;
   std::vector<sp_fiber_t> fs(20);
   for (auto &f : fs) ASSERT_EQ(0, sp_spawn(rt, &f, Migrator, &res, nullptr));
@@ -226,11 +222,8 @@ TEST(SchedMigrate, EveryResumeMovesToAnotherWorker) {
 // ---- idle runtime uses no CPU ----------------------------------------
 
 TEST(SchedIdle, IdleRuntimeDoesNotSpin) {
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = 4;
-  sp_runtime_t *rt;
-  ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+  sp_runtime_t *rt = sptest::NewRuntime(4);
+  ASSERT_NE(nullptr, rt);
   // make the workers run something first, then go idle
   for (int i = 0; i < 100; i++) {
     sp_fiber_t f;

@@ -54,6 +54,18 @@ class RtTest : public ::testing::TestWithParam<int> {
   }
 };
 
+// A runtime of its own for tests outside the fixture: `workers` workers and
+// whatever else `tweak` sets in the config. Fails the test if creation fails.
+inline sp_runtime_t *NewRuntime(int workers, std::function<void(sp_config_t &)> tweak = nullptr) {
+  sp_config_t cfg;
+  sp_config_init(&cfg);
+  cfg.workers = workers;
+  if (tweak) tweak(cfg);
+  sp_runtime_t *rt = nullptr;
+  EXPECT_EQ(0, sp_runtime_create(&rt, &cfg));
+  return rt;
+}
+
 inline std::string WorkersName(const ::testing::TestParamInfo<int> &i) {
   return "w" + std::to_string(i.param);
 }

@@ -18,14 +18,7 @@ struct Shared {
   sp_waitgroup_t wg = {};
 };
 
-sp_runtime_t *MakeRt(int workers) {
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = workers;
-  sp_runtime_t *rt = nullptr;
-  EXPECT_EQ(0, sp_runtime_create(&rt, &cfg));
-  return rt;
-}
+sp_runtime_t *MakeRt(int workers) { return sptest::NewRuntime(workers); }
 
 TEST(RaceTest, ChannelHandoffIsSynchronisation) {
   sp_runtime_t *rt = MakeRt(2);
