@@ -40,6 +40,17 @@
 #define SP__WATCH_MAX 256    /* workers the debug watchdog looks at */
 #define SP__CENSUS_SLOTS 256 /* spawn sites the debug stack census tracks */
 
+#define SP__TRACE_CAP 4096   /* scheduler events kept per worker (trace.c) */
+
+typedef struct sp__tev {
+  int64_t ts;         /* all fields relaxed atomics (trace.c T1) */
+  uint32_t kind;      /* TR_* */
+  uint64_t fiber;
+  const char *detail; /* static text (a park reason) or NULL */
+} sp__tev_t;
+
+enum { TR_RUN, TR_PARK, TR_YIELD, TR_EXIT, TR_SPAWN, TR_WAKE, TR_STEAL };
+
 typedef struct sp__census {
   const char *file; /* spawn site; NULL while the slot is free */
   int line;
@@ -123,6 +134,9 @@ typedef struct sp__worker {
   struct sp_fiber *fcache[SP__FIBER_CACHE];
   int nfcache;
   uint64_t id_next, id_end; /* fiber ids reserved by this worker (fiber.c) */
+  int tracing;               /* atomic: copy of rt->trace_on, one load away */
+  sp__tev_t *trace;          /* event ring (trace.c), NULL until traced */
+  uint64_t trace_n;          /* events ever recorded; atomic for readers */
   sp__stats_w_t stats; /* written by the owner, read relaxed by anyone */
 } sp__worker_t;
 
@@ -174,6 +188,8 @@ struct sp_runtime {
   pthread_t wd_thread;
   uint32_t wd_stop; /* atomic futex word */
   int wd_running;
+
+  int trace_on; /* atomic: record scheduler events (trace.c) */
 
   /* debug-mode stack census (census.c) */
   pthread_mutex_t census_lock;
@@ -257,6 +273,23 @@ void sp__deadlock_wait_end(struct sp_runtime *rt, struct sp__parker *p);
  * in debug mode the fibers that finished but were never joined (destroy). */
 void sp__report_live(struct sp_runtime *rt);
 void sp__report_unjoined(struct sp_runtime *rt);
+/* trace.c: records an event on w's ring; call only if w->tracing. */
+void sp__trace_rec(sp__worker_t *w, int kind, uint64_t fiber, const char *detail);
+void sp__trace_free(struct sp_runtime *rt);
+/* Records a switch on w: w->prev leaving (w->prev_action) and next (may be
+ * NULL: back to the scheduler) entering. Call only if w->tracing. */
+void sp__trace_switch(sp__worker_t *w, struct sp_fiber *next);
+#ifdef SP_NO_TRACE /* compiled out: for measuring what tracing costs */
+#define SP__TRACING(w) 0
+#define SP__TRACE(w, kind, fiber, detail) ((void)0)
+#else
+#define SP__TRACING(w) __builtin_expect(__atomic_load_n(&(w)->tracing, __ATOMIC_RELAXED), 0)
+#define SP__TRACE(w, kind, fiber, detail)                                  \
+  do {                                                                      \
+    if (__builtin_expect(__atomic_load_n(&(w)->tracing, __ATOMIC_RELAXED), 0)) \
+      sp__trace_rec((w), (kind), (fiber), (detail));                        \
+  } while (0)
+#endif
 /* census.c: debug mode's deepest stack use per spawn site. */
 void sp__census_paint(struct sp_fiber *f);
 void sp__census_record(struct sp_fiber *f);

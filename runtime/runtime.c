@@ -131,6 +131,7 @@ static int resolve_config(sp_config_t *c, const sp_config_t *in) {
 }
 
 static void free_runtime(struct sp_runtime *rt) {
+  sp__trace_free(rt);
   while (LOAD(&rt->ext_wakers, ACQUIRE)) sched_yield(); /* R3: a few instructions */
   for (int i = 0; i < rt->nworkers; i++) {
     sp__worker_t *w = &rt->workers[i];

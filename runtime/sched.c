@@ -177,6 +177,7 @@ static void enqueue(struct sp_runtime *rt, sp__worker_t *w, struct sp_fiber *f,
     return;
   }
   if (w && w->rt == rt) {
+    SP__TRACE(w, where == Q_SPAWN ? TR_SPAWN : TR_WAKE, f->id, NULL);
     if (where == Q_NEXT) {
       struct sp_fiber *old = __atomic_exchange_n(&w->runnext, f, __ATOMIC_ACQ_REL);
       if (old) sp__runq_push(w, old);
@@ -257,6 +258,7 @@ static void take(sp__worker_t *w, struct sp_fiber *f) {
   STORE(&f->state, F_RUNNING, RELAXED);
   STORE(&f->last_worker, w->index, RELAXED); /* sp_runtime_dump reads it */
   sp__stat_inc(&w->stats.switches);
+  if (SP__TRACING(w)) sp__trace_switch(w, f); /* trace.c: w->prev leaving, then f */
 }
 
 /* A fiber to switch to directly, or NULL to go through the sched context
@@ -293,8 +295,10 @@ void sp__switch_from(sp__worker_t *w, enum sp__action action) {
   STORE(&w->cur, NULL, RELAXED);
   sp__ctx_t *to = &w->sched;
   if (next) {
-    take(w, next);
+    take(w, next); /* traces this switch-out too */
     to = &next->ctx;
+  } else if (SP__TRACING(w)) {
+    sp__trace_switch(w, NULL);
   }
   if (action == ACT_EXIT) sp__ctx_jump_final(to, NULL);
   transfer_t t = sp__ctx_jump(to, NULL);
@@ -390,6 +394,7 @@ static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now, bool take_next
     if (!f) f = sp__lifo_steal(w, v);
     if (f) {
       sp__stat_inc(&w->stats.steals);
+      SP__TRACE(w, TR_STEAL, f->id, NULL);
       return f;
     }
   }

@@ -145,6 +145,16 @@ SP_API int sp_runtime_dump(sp_runtime_t *rt, int fd);
 SP_API int sp_runtime_hold(sp_runtime_t *rt);
 SP_API int sp_runtime_release(sp_runtime_t *rt);
 
+/* Scheduler tracing: start records the last 4096 events of each worker
+ * (run, park with its reason, yield, exit, spawn, wake, steal) in ring
+ * buffers; stop pauses recording; write emits them as Chrome trace-event
+ * JSON (Perfetto, chrome://tracing), one track per worker, and returns the
+ * number of events written. Off, tracing costs one load per switch. Return
+ * -EINVAL, -ENOMEM (start), -EIO (write). Suspends: no. */
+SP_API int sp_trace_start(sp_runtime_t *rt);
+SP_API int sp_trace_stop(sp_runtime_t *rt);
+SP_API int sp_trace_write(sp_runtime_t *rt, int fd);
+
 /* ---- fibers ------------------------------------------------------------ */
 
 typedef struct sp_spawn_opts {
