@@ -191,6 +191,11 @@ struct sp_runtime {
 
   int trace_on; /* atomic: record scheduler events (trace.c) */
 
+  /* live monitor (monitor_linux.c): listening socket, -1 when off */
+  int mon_fd;
+  pthread_t mon_thread;
+  char mon_path[108];
+
   /* debug-mode stack census (census.c) */
   pthread_mutex_t census_lock;
   sp__census_t census[SP__CENSUS_SLOTS];

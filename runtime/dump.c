@@ -93,9 +93,14 @@ int sp_runtime_dump(sp_runtime_t *rt, int fd) {
     uint32_t ring = LOAD(&w->tail) - LOAD(&w->head);
     dprintf(fd, "  worker %d: %s", i,  LOAD(&w->sleep) ? "asleep" : cur ? "running" : "scheduling");
     if (cur) dprintf(fd, " fiber %llu", (unsigned long long)LOAD(&cur->id));
-    dprintf(fd, ", queue %u, runnext %s, lifo %u, inbox %u, next timer %s\n", ring,
+    dprintf(fd, ", queue %u, runnext %s, lifo %u, inbox %u, next timer %s; switches %llu, "
+            "steals %llu, parks %llu, wake-ups %llu\n", ring,
             LOAD(&w->runnext) ? "yes" : "no", LOAD(&w->nlifo), LOAD(&w->inbox_n),
-            sp__timer_next(&w->timers) == INT64_MAX ? "none" : "armed");
+            sp__timer_next(&w->timers) == INT64_MAX ? "none" : "armed",
+            (unsigned long long)__atomic_load_n(&w->stats.switches, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->stats.steals, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->stats.parks, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->stats.wakeups, __ATOMIC_RELAXED));
   }
   return dump_fibers(fd, rt, true);
 }

@@ -158,6 +158,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
   *out = NULL;
   struct sp_runtime *rt = calloc(1, sizeof *rt);
   if (!rt) return -ENOMEM;
+  rt->mon_fd = -1;
   int rc = resolve_config(&rt->cfg, cfg);
   if (rc < 0) {
     free(rt);
@@ -273,6 +274,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
     int rc = sp_runtime_shutdown(rt, SP_FOREVER);
     if (rc < 0) return rc;
   }
+  sp_monitor_stop(rt);
   if (rt->cfg.debug) {
     sp__report_unjoined(rt);
     sp__census_print(rt);

@@ -145,6 +145,14 @@ SP_API int sp_runtime_dump(sp_runtime_t *rt, int fd);
 SP_API int sp_runtime_hold(sp_runtime_t *rt);
 SP_API int sp_runtime_release(sp_runtime_t *rt);
 
+/* Live monitor: serves a Unix socket at path; every connection receives
+ * sp_runtime_dump's text (workers, counters, fibers) and is closed. The
+ * spindle-mon tool (//runtime:spindle-mon) is its client. At most one per
+ * runtime; destroy stops it. Return 0, -EINVAL, -EBUSY (already serving),
+ * -ENAMETOOLONG, or a socket error. Suspends: no. */
+SP_API int sp_monitor_start(sp_runtime_t *rt, const char *path);
+SP_API int sp_monitor_stop(sp_runtime_t *rt);
+
 /* Scheduler tracing: start records the last 4096 events of each worker
  * (run, park with its reason, yield, exit, spawn, wake, steal) in ring
  * buffers; stop pauses recording; write emits them as Chrome trace-event
