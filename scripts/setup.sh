@@ -16,6 +16,7 @@ PKGS=(
   golang-go            # the Go twins of the benchmarks
   pkg-config           # the install test compiles against spindle.pc
   util-linux           # setarch -R for the sanitizer configs
+  gdb                  # runtime/spindle_gdb.py and its test
 )
 
 missing=()

@@ -145,18 +145,24 @@ TEST_P(ChanTest, WaitersServedFifo) {
     int id;
   };
   std::vector<A> as(n);
+  sp_stats_t st0;
+  ASSERT_EQ(0, sp_runtime_stats(rt_, &st0));
+  const uint64_t parks0 = st0.parks;
   for (int i = 0; i < n; i++) {
     as[i] = {ch.c, i};
     ASSERT_EQ(0, sp_spawn(rt_, &fs[i], [](void *p) -> void * {
                 auto *a = static_cast<A *>(p);
                 return (void *)(intptr_t)sp_chan_send(a->c, &a->id, SP_FOREVER);
               }, &as[i], nullptr));
-    // each sender queues before the next is spawned
-    while (true) {
-      usleep(2000);
-      if (sp_chan_len(ch.c) == 0) break;
+    // each sender has parked (so it is queued) before the next is spawned;
+    // the park counter tells, however slow the machine is
+    sp_stats_t st;
+    ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
+    for (int64_t give_up = sp_deadline_in(5000000000LL);
+         st.parks < (uint64_t)(i + 1) + parks0 && sp_now() < give_up;) {
+      usleep(1000);
+      ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
     }
-    usleep(3000);
   }
   for (int i = 0; i < n; i++) {
     int v = -1;
