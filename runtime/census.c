@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 
 #define PAINT 0xcd
 
@@ -42,7 +43,7 @@ void sp__census_record(struct sp_fiber *f) {
   struct sp_runtime *rt = f->rt;
   if (!rt->cfg.debug) return;
   size_t used = used_bytes(f);
-  pthread_mutex_lock(&rt->census_lock);
+  SP_MLOCK(&rt->census_lock, RANK_LEAF);
   unsigned h = ((unsigned)(uintptr_t)f->file * 31u + (unsigned)f->line) % SP__CENSUS_SLOTS;
   for (unsigned k = 0; k < SP__CENSUS_SLOTS; k++) {
     sp__census_t *c = &rt->census[(h + k) % SP__CENSUS_SLOTS];
@@ -55,13 +56,13 @@ void sp__census_record(struct sp_fiber *f) {
       break;
     }
   } /* a full table drops the sample: it is a diagnostic */
-  pthread_mutex_unlock(&rt->census_lock);
+  SP_MUNLOCK(&rt->census_lock, RANK_LEAF);
 }
 
 void sp__census_print(struct sp_runtime *rt) {
   if (!rt->cfg.debug) return;
   bool any = false;
-  pthread_mutex_lock(&rt->census_lock);
+  SP_MLOCK(&rt->census_lock, RANK_LEAF);
   for (unsigned k = 0; k < SP__CENSUS_SLOTS; k++) {
     sp__census_t *c = &rt->census[k];
     if (!c->file) continue;
@@ -70,5 +71,5 @@ void sp__census_print(struct sp_runtime *rt) {
     fprintf(stderr, "  %s:%d: %llu fiber(s), deepest %.1f KiB of %zu KiB\n", c->file, c->line,
             (unsigned long long)c->fibers, (double)c->deepest / 1024.0, c->size / 1024);
   }
-  pthread_mutex_unlock(&rt->census_lock);
+  SP_MUNLOCK(&rt->census_lock, RANK_LEAF);
 }

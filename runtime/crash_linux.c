@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 
 #if !defined(SP_HAVE_ASAN) && !defined(SP_HAVE_TSAN)
 
@@ -89,7 +90,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx) {
 }
 
 void sp__crash_install(void) {
-  pthread_mutex_lock(&install_lock);
+  SP_MLOCK(&install_lock, RANK_LEAF);
   if (installed++ == 0) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -99,16 +100,16 @@ void sp__crash_install(void) {
     sigaction(SIGSEGV, &sa, &old_segv);
     sigaction(SIGBUS, &sa, &old_bus);
   }
-  pthread_mutex_unlock(&install_lock);
+  SP_MUNLOCK(&install_lock, RANK_LEAF);
 }
 
 void sp__crash_uninstall(void) {
-  pthread_mutex_lock(&install_lock);
+  SP_MLOCK(&install_lock, RANK_LEAF);
   if (--installed == 0) {
     sigaction(SIGSEGV, &old_segv, NULL);
     sigaction(SIGBUS, &old_bus, NULL);
   }
-  pthread_mutex_unlock(&install_lock);
+  SP_MUNLOCK(&install_lock, RANK_LEAF);
 }
 
 void *sp__altstack_enter(void) {

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 #include "runtime/park.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -58,26 +59,26 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sp_runtime *registry; /* every live runtime, guarded by registry_lock */
 
 void sp__deadlock_register(struct sp_runtime *rt) {
-  pthread_mutex_lock(&registry_lock);
+  SP_MLOCK(&registry_lock, RANK_REGISTRY);
   rt->registry_next = registry;
   registry = rt;
-  pthread_mutex_unlock(&registry_lock);
+  SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
 }
 
 void sp__deadlock_unregister(struct sp_runtime *rt) {
-  pthread_mutex_lock(&registry_lock);
+  SP_MLOCK(&registry_lock, RANK_REGISTRY);
   for (struct sp_runtime **p = &registry; *p; p = &(*p)->registry_next)
     if (*p == rt) {
       *p = rt->registry_next;
       break;
     }
-  pthread_mutex_unlock(&registry_lock);
+  SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
 }
 
 void sp__dump_all(int fd) {
-  pthread_mutex_lock(&registry_lock);
+  SP_MLOCK(&registry_lock, RANK_REGISTRY);
   for (struct sp_runtime *r = registry; r; r = r->registry_next) sp_runtime_dump(r, fd);
-  pthread_mutex_unlock(&registry_lock);
+  SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
 }
 
 /* Whether nothing can ever run in rt again on its own: no live fiber, or
@@ -100,13 +101,13 @@ static bool stuck(struct sp_runtime *rt) {
  * Locks: registry_lock. */
 static bool strand(struct sp_runtime *rt) {
   if (LOAD(&rt->live) == 0 || rt->cfg.deadlock == SP_DEADLOCK_OFF) return false;
-  pthread_mutex_lock(&rt->dl_lock);
+  SP_MLOCK(&rt->dl_lock, RANK_DEADLOCK);
   int n = 0;
   for (int i = 0; i < rt->ndl_waiters; i++)
     if (sp__park_claim(rt->dl_waiters[i])) rt->dl_waiters[n++] = rt->dl_waiters[i];
   if (n == 0 && !rt->shutdown_waiting) {
     rt->ndl_waiters = 0; /* all were being woken anyway; they unlist themselves */
-    pthread_mutex_unlock(&rt->dl_lock);
+    SP_MUNLOCK(&rt->dl_lock, RANK_DEADLOCK);
     return false;
   }
   if (rt->cfg.deadlock == SP_DEADLOCK_ABORT) {
@@ -117,7 +118,7 @@ static bool strand(struct sp_runtime *rt) {
   __atomic_store_n(&rt->deadlocked, 1, __ATOMIC_RELEASE);
   for (int i = 0; i < n; i++) sp__park_wake(rt->dl_waiters[i], -EDEADLK);
   rt->ndl_waiters = 0;
-  pthread_mutex_unlock(&rt->dl_lock);
+  SP_MUNLOCK(&rt->dl_lock, RANK_DEADLOCK);
   return true;
 }
 
@@ -127,14 +128,14 @@ bool sp__deadlock_suspect(struct sp_runtime *rt) {
   /* cheapest and most selective first: it runs on every idle transition */
   if (rt->cfg.deadlock == SP_DEADLOCK_OFF || LOAD(&rt->nidle) != rt->nworkers) return false;
   if (LOAD(&rt->live) == 0 || !stuck(rt)) return false;
-  pthread_mutex_lock(&rt->dl_lock);
+  SP_MLOCK(&rt->dl_lock, RANK_DEADLOCK);
   bool waited = rt->ndl_waiters > 0 || rt->shutdown_waiting;
-  pthread_mutex_unlock(&rt->dl_lock);
+  SP_MUNLOCK(&rt->dl_lock, RANK_DEADLOCK);
   if (!waited) return false;
-  pthread_mutex_lock(&registry_lock);
+  SP_MLOCK(&registry_lock, RANK_REGISTRY);
   bool all = true;
   for (struct sp_runtime *r = registry; r && all; r = r->registry_next) all = stuck(r);
-  pthread_mutex_unlock(&registry_lock);
+  SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
   return all;
 }
 
@@ -148,7 +149,7 @@ uint64_t sp__deadlock_activity(struct sp_runtime *rt) {
 
 void sp__deadlock_report(struct sp_runtime *rt) {
   (void)rt;
-  pthread_mutex_lock(&registry_lock);
+  SP_MLOCK(&registry_lock, RANK_REGISTRY);
   bool all = true;
   for (struct sp_runtime *r = registry; r && all; r = r->registry_next) all = stuck(r);
   struct sp_runtime *released[64];
@@ -156,11 +157,11 @@ void sp__deadlock_report(struct sp_runtime *rt) {
   if (all)
     for (struct sp_runtime *r = registry; r && n < 64; r = r->registry_next)
       if (strand(r)) released[n++] = r;
-  pthread_mutex_unlock(&registry_lock);
+  SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
   for (int i = 0; i < n; i++) { /* wake a stranded shutdown */
-    pthread_mutex_lock(&released[i]->done_lock);
+    SP_MLOCK(&released[i]->done_lock, RANK_DONE);
     pthread_cond_broadcast(&released[i]->done_cond);
-    pthread_mutex_unlock(&released[i]->done_lock);
+    SP_MUNLOCK(&released[i]->done_lock, RANK_DONE);
   }
 }
 
@@ -170,23 +171,23 @@ void sp__deadlock_check(struct sp_runtime *rt) {
 }
 
 int sp__deadlock_wait_begin(struct sp_runtime *rt, sp__parker_t *p) {
-  pthread_mutex_lock(&rt->dl_lock);
+  SP_MLOCK(&rt->dl_lock, RANK_DEADLOCK);
   if (rt->ndl_waiters == DL_MAX_WAITERS) { /* cannot track more: not reported */
-    pthread_mutex_unlock(&rt->dl_lock);
+    SP_MUNLOCK(&rt->dl_lock, RANK_DEADLOCK);
     return 0;
   }
   rt->dl_waiters[rt->ndl_waiters++] = p;
-  pthread_mutex_unlock(&rt->dl_lock);
+  SP_MUNLOCK(&rt->dl_lock, RANK_DEADLOCK);
   sp__deadlock_check(rt);
   return 1;
 }
 
 void sp__deadlock_wait_end(struct sp_runtime *rt, sp__parker_t *p) {
-  pthread_mutex_lock(&rt->dl_lock);
+  SP_MLOCK(&rt->dl_lock, RANK_DEADLOCK);
   for (int i = 0; i < rt->ndl_waiters; i++)
     if (rt->dl_waiters[i] == p) {
       rt->dl_waiters[i] = rt->dl_waiters[--rt->ndl_waiters];
       break;
     }
-  pthread_mutex_unlock(&rt->dl_lock);
+  SP_MUNLOCK(&rt->dl_lock, RANK_DEADLOCK);
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define SLAB 64 /* blocks per slab (fiber.c) */
@@ -65,7 +66,7 @@ static void dump_fiber(int fd, struct sp_fiber *f, uint64_t id) {
  * Locks: fpool_lock. */
 static int dump_fibers(int fd, struct sp_runtime *rt, bool with_done) {
   int n = 0;
-  pthread_mutex_lock(&rt->fpool_lock);
+  SP_MLOCK(&rt->fpool_lock, RANK_POOL);
   for (size_t s = 0; s < rt->nfslabs; s++) {
     struct sp_fiber *slab = rt->fslabs[s];
     for (int i = 0; i < SLAB; i++) {
@@ -75,7 +76,7 @@ static int dump_fibers(int fd, struct sp_runtime *rt, bool with_done) {
       n++;
     }
   }
-  pthread_mutex_unlock(&rt->fpool_lock);
+  SP_MUNLOCK(&rt->fpool_lock, RANK_POOL);
   return n;
 }
 
@@ -112,7 +113,7 @@ void sp__report_live(struct sp_runtime *rt) {
 }
 
 void sp__report_unjoined(struct sp_runtime *rt) {
-  pthread_mutex_lock(&rt->fpool_lock);
+  SP_MLOCK(&rt->fpool_lock, RANK_POOL);
   for (size_t s = 0; s < rt->nfslabs; s++) {
     struct sp_fiber *slab = rt->fslabs[s];
     for (int i = 0; i < SLAB; i++) {
@@ -124,5 +125,5 @@ void sp__report_unjoined(struct sp_runtime *rt) {
                 (unsigned long long)id, f->name, f->file ? f->file : "?", f->line);
     }
   }
-  pthread_mutex_unlock(&rt->fpool_lock);
+  SP_MUNLOCK(&rt->fpool_lock, RANK_POOL);
 }

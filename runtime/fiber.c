@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 #include "runtime/park.h"
 #include "runtime/spawn.h"
 
@@ -63,7 +64,7 @@ static int grow_pool(struct sp_runtime *rt) {
 
 static struct sp_fiber *block_get(struct sp_runtime *rt, sp__worker_t *w) {
   if (w && w->nfcache > 0) return w->fcache[--w->nfcache];
-  pthread_mutex_lock(&rt->fpool_lock);
+  SP_MLOCK(&rt->fpool_lock, RANK_POOL);
   struct sp_fiber *f = NULL;
   if (rt->fpool || grow_pool(rt) == 0) {
     f = rt->fpool;
@@ -73,7 +74,7 @@ static struct sp_fiber *block_get(struct sp_runtime *rt, sp__worker_t *w) {
       rt->fpool = rt->fpool->next;
     }
   }
-  pthread_mutex_unlock(&rt->fpool_lock);
+  SP_MUNLOCK(&rt->fpool_lock, RANK_POOL);
   return f;
 }
 
@@ -96,10 +97,10 @@ static void block_put(struct sp_runtime *rt, struct sp_fiber *f) {
     g->next = f;
     f = g;
   }
-  pthread_mutex_lock(&rt->fpool_lock);
+  SP_MLOCK(&rt->fpool_lock, RANK_POOL);
   tail->next = rt->fpool;
   rt->fpool = f;
-  pthread_mutex_unlock(&rt->fpool_lock);
+  SP_MUNLOCK(&rt->fpool_lock, RANK_POOL);
 }
 
 void sp__fiber_pool_destroy(struct sp_runtime *rt) {
@@ -232,9 +233,9 @@ void sp__fiber_finish(sp__worker_t *w, struct sp_fiber *f) {
   /* F3 before the joiner can run, so a joined fiber is never counted live;
    * live cannot reach 0 while a joining fiber exists (it is live itself). */
   if (__atomic_sub_fetch(&rt->live, 1, __ATOMIC_ACQ_REL) == 0) {
-    pthread_mutex_lock(&rt->done_lock);
+    SP_MLOCK(&rt->done_lock, RANK_DONE);
     pthread_cond_broadcast(&rt->done_cond);
-    pthread_mutex_unlock(&rt->done_lock);
+    SP_MUNLOCK(&rt->done_lock, RANK_DONE);
   }
   void *j = __atomic_exchange_n(&f->joiner, SP__JOIN_DONE, __ATOMIC_ACQ_REL); /* F1, F2 */
   if (j == SP__JOIN_DETACHED) {

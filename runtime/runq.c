@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
@@ -188,22 +189,22 @@ struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim, bool take
 void sp__inject_push(struct sp_runtime *rt, struct sp_fiber *head, struct sp_fiber *tail,
                      uint32_t n) {
   tail->next = NULL;
-  pthread_mutex_lock(&rt->inject_lock);
+  SP_MLOCK(&rt->inject_lock, RANK_QUEUE);
   if (rt->inject_tail)
     rt->inject_tail->next = head;
   else
     rt->inject_head = head;
   rt->inject_tail = tail;
   STORE(&rt->inject_n, rt->inject_n + n, RELEASE);
-  pthread_mutex_unlock(&rt->inject_lock);
+  SP_MUNLOCK(&rt->inject_lock, RANK_QUEUE);
 }
 
 struct sp_fiber *sp__inject_pop(struct sp_runtime *rt, sp__worker_t *w) {
   if (LOAD(&rt->inject_n, ACQUIRE) == 0) return NULL;
-  pthread_mutex_lock(&rt->inject_lock);
+  SP_MLOCK(&rt->inject_lock, RANK_QUEUE);
   uint32_t n = rt->inject_n;
   if (n == 0) {
-    pthread_mutex_unlock(&rt->inject_lock);
+    SP_MUNLOCK(&rt->inject_lock, RANK_QUEUE);
     return NULL;
   }
   /* take a fair share: one to run plus some for later, at most half the
@@ -217,7 +218,7 @@ struct sp_fiber *sp__inject_pop(struct sp_runtime *rt, sp__worker_t *w) {
   rt->inject_head = last->next;
   if (!rt->inject_head) rt->inject_tail = NULL;
   STORE(&rt->inject_n, n - take, RELEASE);
-  pthread_mutex_unlock(&rt->inject_lock);
+  SP_MUNLOCK(&rt->inject_lock, RANK_QUEUE);
   /* push outside the lock: an overflowing push takes inject_lock itself */
   for (struct sp_fiber *g = f != last ? f->next : NULL; g;) {
     struct sp_fiber *next = g == last ? NULL : g->next;
@@ -229,25 +230,25 @@ struct sp_fiber *sp__inject_pop(struct sp_runtime *rt, sp__worker_t *w) {
 
 void sp__inbox_push(sp__worker_t *w, struct sp_fiber *f) {
   f->next = NULL;
-  pthread_mutex_lock(&w->inbox_lock);
+  SP_MLOCK(&w->inbox_lock, RANK_QUEUE);
   if (w->inbox_tail)
     w->inbox_tail->next = f;
   else
     w->inbox_head = f;
   w->inbox_tail = f;
   STORE(&w->inbox_n, w->inbox_n + 1, RELEASE);
-  pthread_mutex_unlock(&w->inbox_lock);
+  SP_MUNLOCK(&w->inbox_lock, RANK_QUEUE);
 }
 
 struct sp_fiber *sp__inbox_pop(sp__worker_t *w) {
   if (LOAD(&w->inbox_n, ACQUIRE) == 0) return NULL;
-  pthread_mutex_lock(&w->inbox_lock);
+  SP_MLOCK(&w->inbox_lock, RANK_QUEUE);
   struct sp_fiber *f = w->inbox_head;
   if (f) {
     w->inbox_head = f->next;
     if (!w->inbox_head) w->inbox_tail = NULL;
     STORE(&w->inbox_n, w->inbox_n - 1, RELEASE);
   }
-  pthread_mutex_unlock(&w->inbox_lock);
+  SP_MUNLOCK(&w->inbox_lock, RANK_QUEUE);
   return f;
 }

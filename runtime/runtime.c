@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
@@ -224,12 +225,12 @@ int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
   STORE(&rt->stopping, 1, RELEASE); /* R1 */
   bool forever = deadline == SP_FOREVER;
   if (forever) { /* deadlock.c: a forever-wait that a deadlock would strand */
-    pthread_mutex_lock(&rt->dl_lock);
+    SP_MLOCK(&rt->dl_lock, RANK_DEADLOCK);
     rt->shutdown_waiting = 1;
-    pthread_mutex_unlock(&rt->dl_lock);
+    SP_MUNLOCK(&rt->dl_lock, RANK_DEADLOCK);
     sp__deadlock_check(rt);
   }
-  pthread_mutex_lock(&rt->done_lock);
+  SP_MLOCK(&rt->done_lock, RANK_DONE);
   int rc = 0;
   while (LOAD(&rt->live, ACQUIRE) != 0 && rc == 0) {
     if (forever) {
@@ -243,11 +244,11 @@ int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
         rc = LOAD(&rt->live, ACQUIRE) ? -ETIMEDOUT : 0;
     }
   }
-  pthread_mutex_unlock(&rt->done_lock);
+  SP_MUNLOCK(&rt->done_lock, RANK_DONE);
   if (forever) {
-    pthread_mutex_lock(&rt->dl_lock);
+    SP_MLOCK(&rt->dl_lock, RANK_DEADLOCK);
     rt->shutdown_waiting = 0;
-    pthread_mutex_unlock(&rt->dl_lock);
+    SP_MUNLOCK(&rt->dl_lock, RANK_DEADLOCK);
   }
   if (rc == -EDEADLK) {
     __atomic_store_n(&rt->deadlocked, 0, __ATOMIC_RELEASE); /* may be retried */

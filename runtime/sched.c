@@ -38,6 +38,7 @@
 #include <stdlib.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 #include "runtime/park.h"
 #include "runtime/rand.h"
 
@@ -104,16 +105,16 @@ static void idle_remove(struct sp_runtime *rt, sp__worker_t *v) {
  * spinning from now on (S4). Locks: caller holds idle_lock; released here. */
 static void wake_removed(struct sp_runtime *rt, sp__worker_t *v) {
   __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
-  pthread_mutex_unlock(&rt->idle_lock);
+  SP_MUNLOCK(&rt->idle_lock, RANK_IDLE);
   STORE(&v->sleep, 0, RELEASE);
   sp__futex_wake(&v->sleep, 1);
 }
 
 /* Wakes worker v if it sleeps in the idle list. Locks: idle_lock. */
 static bool wake_worker(struct sp_runtime *rt, sp__worker_t *v) {
-  pthread_mutex_lock(&rt->idle_lock);
+  SP_MLOCK(&rt->idle_lock, RANK_IDLE);
   if (!v->in_idle) {
-    pthread_mutex_unlock(&rt->idle_lock);
+    SP_MUNLOCK(&rt->idle_lock, RANK_IDLE);
     return false;
   }
   idle_remove(rt, v);
@@ -123,9 +124,9 @@ static bool wake_worker(struct sp_runtime *rt, sp__worker_t *v) {
 
 /* Wakes one sleeping worker, if any. Locks: idle_lock. */
 static void wake_one(struct sp_runtime *rt) {
-  pthread_mutex_lock(&rt->idle_lock);
+  SP_MLOCK(&rt->idle_lock, RANK_IDLE);
   if (rt->nidle_list == 0) {
-    pthread_mutex_unlock(&rt->idle_lock);
+    SP_MUNLOCK(&rt->idle_lock, RANK_IDLE);
     return;
   }
   sp__worker_t *v = &rt->workers[rt->idle[rt->nidle_list - 1]];
@@ -278,6 +279,9 @@ void sp__switch_out(enum sp__action action) { sp__switch_from(sp__self(), action
 
 void sp__switch_from(sp__worker_t *w, enum sp__action action) {
   struct sp_fiber *f = w->cur;
+  if (sp__rank_held()) /* lock.h L1, checked in debug builds */
+    sp__panic("sched: fiber %llu \"%s\" switches out holding %d runtime lock(s)",
+              (unsigned long long)f->id, f->name, sp__rank_held());
   if (action == ACT_PARK) {
     uint32_t s = F_WOKEN; /* woken before we left: keep running */
     if (LOAD(&f->state, RELAXED) == F_WOKEN &&
@@ -346,12 +350,12 @@ static int64_t earliest_timer(struct sp_runtime *rt) {
  * fiber's queued work could sit while this worker loops). Runs on: w, sched. */
 static bool idle(sp__worker_t *w) {
   struct sp_runtime *rt = w->rt;
-  pthread_mutex_lock(&rt->idle_lock);
+  SP_MLOCK(&rt->idle_lock, RANK_IDLE);
   rt->idle[rt->nidle_list++] = w->index;
   w->in_idle = true;
   STORE(&w->sleep, 1, RELAXED);
   __atomic_fetch_add(&rt->nidle, 1, __ATOMIC_SEQ_CST);
-  pthread_mutex_unlock(&rt->idle_lock);
+  SP_MUNLOCK(&rt->idle_lock, RANK_IDLE);
   if (w->spinning) {
     w->spinning = false;
     __atomic_fetch_sub(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
@@ -368,14 +372,14 @@ static bool idle(sp__worker_t *w) {
   } else if (!visible) {
     sp__futex_wait(&w->sleep, 1, deadline == INT64_MAX ? SP_FOREVER : deadline);
   }
-  pthread_mutex_lock(&rt->idle_lock);
+  SP_MLOCK(&rt->idle_lock, RANK_IDLE);
   if (w->in_idle) { /* timeout, stop or found work ourselves: leave the list */
     idle_remove(rt, w);
   } else {
     w->spinning = true; /* S4: the waker counted us as spinning */
     sp__stat_inc(&w->stats.wakeups);
   }
-  pthread_mutex_unlock(&rt->idle_lock);
+  SP_MUNLOCK(&rt->idle_lock, RANK_IDLE);
   return visible;
 }
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "runtime/core.h"
+#include "runtime/lockrank.h"
 
 #define STOP ((uint64_t)1 << 40) /* eventfd value that ends the thread */
 
@@ -56,7 +57,7 @@ static void *dump_loop(void *arg) {
 }
 
 int sp__sigquit_enable(void) {
-  pthread_mutex_lock(&sigquit_lock);
+  SP_MLOCK(&sigquit_lock, RANK_LEAF);
   int rc = 0;
   if (users == 0) {
     efd = eventfd(0, EFD_CLOEXEC);
@@ -75,12 +76,12 @@ int sp__sigquit_enable(void) {
     }
   }
   if (rc == 0) users++;
-  pthread_mutex_unlock(&sigquit_lock);
+  SP_MUNLOCK(&sigquit_lock, RANK_LEAF);
   return rc;
 }
 
 void sp__sigquit_disable(void) {
-  pthread_mutex_lock(&sigquit_lock);
+  SP_MLOCK(&sigquit_lock, RANK_LEAF);
   if (--users == 0) {
     sigaction(SIGQUIT, &old_quit, NULL);
     uint64_t stop = STOP;
@@ -90,5 +91,5 @@ void sp__sigquit_disable(void) {
     close(efd);
     efd = -1;
   }
-  pthread_mutex_unlock(&sigquit_lock);
+  SP_MUNLOCK(&sigquit_lock, RANK_LEAF);
 }

@@ -23,6 +23,7 @@
  *   hop per wake-up), a wheel (deadlines here are sparse and precise).
  */
 #include "runtime/timer.h"
+#include "runtime/lockrank.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -85,12 +86,12 @@ void sp__timer_heap_destroy(sp__timer_heap_t *h) {
 }
 
 int sp__timer_add(sp__timer_heap_t *h, sp__timer_t *t) {
-  pthread_mutex_lock(&h->lock);
+  SP_MLOCK(&h->lock, RANK_TIMER);
   if (h->n == h->cap) {
     size_t cap = h->cap ? h->cap * 2 : 64;
     sp__timer_t **a = realloc(h->a, cap * sizeof *a);
     if (!a) {
-      pthread_mutex_unlock(&h->lock);
+      SP_MUNLOCK(&h->lock, RANK_TIMER);
       return -ENOMEM;
     }
     h->a = a;
@@ -101,7 +102,7 @@ int sp__timer_add(sp__timer_heap_t *h, sp__timer_t *t) {
   t->idx = (int32_t)h->n++;
   sift_up(h, (size_t)t->idx);
   set_next(h);
-  pthread_mutex_unlock(&h->lock);
+  SP_MUNLOCK(&h->lock, RANK_TIMER);
   return 0;
 }
 
@@ -111,7 +112,7 @@ int sp__timer_del(sp__timer_t *t) {
    * never queued, or fire finished and the lock was released. */
   sp__timer_heap_t *h = __atomic_load_n(&t->heap, __ATOMIC_ACQUIRE);
   if (!h) return 0;
-  pthread_mutex_lock(&h->lock);
+  SP_MLOCK(&h->lock, RANK_TIMER);
   int removed = 0;
   if (t->idx >= 0 && __atomic_load_n(&t->heap, __ATOMIC_RELAXED) == h) {
     remove_at(h, (size_t)t->idx);
@@ -121,13 +122,13 @@ int sp__timer_del(sp__timer_t *t) {
   if (__atomic_load_n(&t->heap, __ATOMIC_RELAXED) == h) {
     __atomic_store_n(&t->heap, NULL, __ATOMIC_RELAXED);
   }
-  pthread_mutex_unlock(&h->lock);
+  SP_MUNLOCK(&h->lock, RANK_TIMER);
   return removed;
 }
 
 int sp__timer_run(sp__timer_heap_t *h, int64_t now) {
   if (sp__timer_next(h) > now) return 0;
-  if (pthread_mutex_trylock(&h->lock) != 0) return 0;
+  if (SP_MTRYLOCK(&h->lock, RANK_TIMER)) return 0;
   int fired = 0;
   while (h->n > 0 && h->a[0]->when <= now) {
     sp__timer_t *t = h->a[0];
@@ -137,6 +138,6 @@ int sp__timer_run(sp__timer_heap_t *h, int64_t now) {
     fired++;
   }
   set_next(h);
-  pthread_mutex_unlock(&h->lock);
+  SP_MUNLOCK(&h->lock, RANK_TIMER);
   return fired;
 }
