@@ -63,6 +63,17 @@ bool sp__park_claim(sp__parker_t *p);
  * Runs on: any thread. Locks: any (takes only leaf locks). Switches: no. */
 void sp__park_wake(sp__parker_t *p, int reason);
 
+/* In debug mode, the id of the calling fiber (for misuse checks such as
+ * a mutex unlocked by a fiber that does not hold it); 0 when the caller is
+ * not a fiber of a debug-mode runtime. One relaxed load when no debug-mode
+ * runtime exists. Runs on: any thread. */
+uint64_t sp__debug_fiber(void);
+/* Whether any debug-mode runtime exists (primitives keep owner records):
+ * inline, one relaxed load of a process-wide count (runtime.c). */
+extern int sp__ndebug;
+static inline bool sp__debug_any(void) { return __atomic_load_n(&sp__ndebug, __ATOMIC_RELAXED) > 0; }
+static inline uint64_t sp__debug_self(void) { return sp__debug_any() ? sp__debug_fiber() : 0; }
+
 /* Whether a primitive should spin briefly before parking (Go's
  * runtime_canSpin): the caller is a fiber, its worker has nothing else to
  * run, and another worker is busy (so the holder may release soon). Spinning

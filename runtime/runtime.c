@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "runtime/core.h"
+#include "runtime/park.h"
 #include "runtime/lockrank.h"
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
@@ -98,6 +99,15 @@ void sp__debugf(struct sp_runtime *rt, const char *fmt, ...) {
             (unsigned long long)w->cur->id, w->cur->name, w->cur->file, w->cur->line, msg);
   else
     fprintf(stderr, "spindle: thread (not a fiber): %s\n", msg);
+}
+
+/* Debug-mode runtimes alive (process-wide: primitives are not tied to a
+ * runtime, so their misuse checks ask this first). */
+int sp__ndebug;
+
+uint64_t sp__debug_fiber(void) {
+  sp__worker_t *w = sp__self();
+  return w && w->cur && w->rt->cfg.debug ? w->cur->id : 0;
 }
 
 void sp_config_init(sp_config_t *cfg) {
@@ -204,6 +214,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     return rc;
   }
   if (rt->cfg.dump_on_sigquit && sp__sigquit_enable() < 0) rt->cfg.dump_on_sigquit = 0;
+  if (rt->cfg.debug) __atomic_fetch_add(&sp__ndebug, 1, __ATOMIC_RELAXED);
   if (sp__watchdog_start(rt) < 0) /* debug only; a report less, not an error */
     fprintf(stderr, "spindle: debug mode: could not start the slow-fiber watchdog\n");
   *out = rt;
@@ -281,6 +292,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
     sp__census_print(rt);
   }
   if (rt->cfg.dump_on_sigquit) sp__sigquit_disable();
+  if (rt->cfg.debug) __atomic_fetch_sub(&sp__ndebug, 1, __ATOMIC_RELAXED);
   sp__deadlock_unregister(rt);
   free_runtime(rt);
   sp__crash_uninstall();

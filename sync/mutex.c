@@ -23,6 +23,11 @@
  *       and cleared only under lk.
  *   M3  A handoff (WOKE_OWNER) keeps LOCKED set: ownership moves without a
  *       window in which a barger could take it.
+ *   M5  While a debug-mode runtime exists, a fiber of one records itself as
+ *       owner when it locks and every unlock clears the record: a second
+ *       lock by the owner is refused (-EDEADLK) and an unlock by another
+ *       fiber is reported, both naming the fiber (Go allows the latter, so
+ *       it still unlocks).
  *   M4  WOKEN is set by the unlock that wakes a waiter to retry and cleared
  *       by that waiter (when it takes the mutex or queues again): at most
  *       one retrying waiter at a time, so unlocks do not wake a crowd.
@@ -43,6 +48,7 @@ typedef struct {
   uint32_t state; /* atomic */
   sp__lock_t lk;
   sp__waitq_t q;
+  uint64_t owner; /* atomic; debug mode only: the holding fiber's id (M5) */
 } mutex_t;
 _Static_assert(sizeof(mutex_t) <= sizeof(sp_mutex_t), "sp_mutex_t too small");
 
@@ -66,9 +72,22 @@ static int take_or_mark(mutex_t *m, bool starving, bool woken) {
   }
 }
 
+static int lock_until(mutex_t *m, int64_t deadline);
+
 int sp_mutex_lock_until(sp_mutex_t *mm, int64_t deadline) {
   if (!mm) return -EINVAL;
   mutex_t *m = (mutex_t *)mm;
+  uint64_t me = sp__debug_self(); /* M5 */
+  if (me && __atomic_load_n(&m->owner, __ATOMIC_RELAXED) == me) {
+    sp__debugf(NULL, "mutex %p: recursive lock (this fiber already holds it)", (void *)mm);
+    return -EDEADLK;
+  }
+  int rc = lock_until(m, deadline);
+  if (rc == 0 && me) __atomic_store_n(&m->owner, me, __ATOMIC_RELAXED);
+  return rc;
+}
+
+static int lock_until(mutex_t *m, int64_t deadline) {
   uint32_t s = 0;
   if (CAS(&m->state, &s, LOCKED)) return 0;
   for (int i = 0; i < 4 && sp__spin_ok(); i++) { /* Go: 4 x 30 PAUSE */
@@ -92,7 +111,7 @@ int sp_mutex_lock_until(sp_mutex_t *mm, int64_t deadline) {
     }
     if (!since) since = sp_now();
     sp__waiter_t w = {.since = since};
-    int r = sp__waitq_block(&m->q, &w, &m->lk, deadline, front, "mutex lock", mm);
+    int r = sp__waitq_block(&m->q, &w, &m->lk, deadline, front, "mutex lock", m);
     if (r != 0) {
       sp__lock(&m->lk);
       if (sp__waitq_empty(&m->q))
@@ -111,6 +130,13 @@ int sp_mutex_trylock(sp_mutex_t *m) { return sp_mutex_lock_until(m, 0); }
 int sp_mutex_unlock(sp_mutex_t *mm) {
   if (!mm) return -EINVAL;
   mutex_t *m = (mutex_t *)mm;
+  if (sp__debug_any()) { /* M5 */
+    uint64_t me = sp__debug_self(), owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
+    if (me && owner && owner != me)
+      sp__debugf(NULL, "mutex %p: unlocked by a fiber that does not hold it (fiber %llu does)",
+                 (void *)mm, (unsigned long long)owner);
+    __atomic_store_n(&m->owner, 0, __ATOMIC_RELAXED);
+  }
   uint32_t s = LOCKED;
   if (CAS(&m->state, &s, 0)) return 0;
   for (;;) {

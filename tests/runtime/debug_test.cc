@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <cerrno>
 #include <string>
 
 #include "tests/support/rt_fixture.h"
@@ -68,6 +69,38 @@ TEST(DebugTest, NeverJoinedFibersAreListedAtDestroy) {
   EXPECT_NE(std::string::npos, err.find("never joined or detached")) << err;
   EXPECT_EQ(std::string::npos, err.find("never joined", err.find("never joined") + 1))
       << "only the forgotten one: " << err;
+}
+
+// Mutex misuse in debug mode: a recursive lock is refused and an unlock by
+// a fiber that does not hold the mutex is reported, both naming the fiber.
+TEST(DebugTest, MutexMisuseNamesTheFiber) {
+  testing::internal::CaptureStderr();
+  sp_runtime_t *rt = DebugRt(0);
+  static sp_mutex_t m;
+  m = sp_mutex_t{};
+  sp_fiber_t a, b;
+  sp_spawn_opts_t oa = {"relocker", 0, 0}, ob = {"stranger", 0, 0};
+  ASSERT_EQ(0, sp_spawn(rt, &a, [](void *) -> void * {
+              if (sp_mutex_lock(&m) != 0) return (void *)1;
+              return (void *)(intptr_t)sp_mutex_lock(&m);  // recursive: -EDEADLK
+            }, nullptr, &oa));
+  void *r;
+  ASSERT_EQ(0, sp_join(a, &r, SP_FOREVER));
+  EXPECT_EQ(-EDEADLK, (intptr_t)r);
+  ASSERT_EQ(0, sp_spawn(rt, &b, [](void *) -> void * {
+              return (void *)(intptr_t)sp_mutex_unlock(&m);  // held by "relocker"
+            }, nullptr, &ob));
+  ASSERT_EQ(0, sp_join(b, &r, SP_FOREVER));
+  EXPECT_EQ(0, (intptr_t)r) << "Go allows it: the mutex is unlocked";
+  EXPECT_EQ(0, sp_mutex_trylock(&m));  // a foreign thread: no owner record
+  EXPECT_EQ(0, sp_mutex_unlock(&m));
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("\"relocker\" (spawned at tests/runtime/debug_test.cc:"))
+      << err;
+  EXPECT_NE(std::string::npos, err.find("recursive lock")) << err;
+  EXPECT_NE(std::string::npos, err.find("\"stranger\"")) << err;
+  EXPECT_NE(std::string::npos, err.find("does not hold it (fiber " + std::to_string(a.id))) << err;
 }
 
 __attribute__((noinline)) void *UseStack(void *arg) {
