@@ -101,9 +101,8 @@ void sp__debugf(struct sp_runtime *rt, const char *fmt, ...) {
     fprintf(stderr, "spindle: thread (not a fiber): %s\n", msg);
 }
 
-/* Debug-mode runtimes alive (process-wide: primitives are not tied to a
- * runtime, so their misuse checks ask this first). */
-int sp__ndebug;
+/* sp__ndebug (debugcount.c) counts debug-mode runtimes alive: primitives
+ * are not tied to a runtime, so their misuse checks ask it first. */
 
 uint64_t sp__debug_fiber(void) {
   sp__worker_t *w = sp__self();

@@ -1,0 +1,7 @@
+/*
+ * debugcount.c: the number of debug-mode runtimes alive in the process
+ * (park.h sp__debug_any). A library of its own so that the test build with
+ * tiny run queues (//runtime:runtime_smallq) and the normal one share one
+ * definition.
+ */
+int sp__ndebug;
