@@ -67,11 +67,21 @@ static uint32_t fastrand(sp__worker_t *w) {
   return (uint32_t)(x >> 32);
 }
 
+/* splitmix64's finalizer: spreads a low-entropy seed over all 64 bits
+ * (xorshift needs that, or its first outputs are visibly skewed). */
+static uint64_t mix(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return z ? z : 1;
+}
+
 uint32_t sp__rand32(void) {
   sp__worker_t *w = sp__self();
   if (w) return fastrand(w);
   static __thread uint64_t state; /* foreign threads: seeded per thread */
-  if (!state) state = (uint64_t)sp_now() ^ ((uint64_t)(uintptr_t)&state << 16) ^ 0x9E3779B97F4A7C15ull;
+  if (!state) state = mix((uint64_t)sp_now() ^ ((uint64_t)(uintptr_t)&state << 16));
   uint64_t x = state;
   x ^= x << 13;
   x ^= x >> 7;
@@ -465,7 +475,7 @@ static void *worker_main(void *arg) {
 int sp__workers_start(struct sp_runtime *rt) {
   for (int i = 0; i < rt->nworkers; i++) {
     sp__worker_t *w = &rt->workers[i];
-    w->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1) ^ (uint64_t)(uintptr_t)rt;
+    w->rng = mix((uint64_t)(i + 1) ^ (uint64_t)(uintptr_t)rt ^ (uint64_t)sp_now());
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);

@@ -69,8 +69,9 @@ TEST_P(SelectTest, UniformChoiceAmongReady) {
   }
   double expect = (double)rounds / k, chi2 = 0;
   for (int i = 0; i < k; i++) chi2 += (hits[i] - expect) * (hits[i] - expect) / expect;
-  // 3 degrees of freedom: P(chi2 > 16.27) = 0.001
-  EXPECT_LT(chi2, 16.27) << hits[0] << " " << hits[1] << " " << hits[2] << " " << hits[3];
+  // 3 degrees of freedom: P(chi2 > 25.9) = 1e-5 for a uniform choice, so the
+  // test almost never fails by chance; a 10% skew on one case gives ~50+
+  EXPECT_LT(chi2, 25.9) << hits[0] << " " << hits[1] << " " << hits[2] << " " << hits[3];
 }
 
 TEST_P(SelectTest, NilCaseNeverFires) {
