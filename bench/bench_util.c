@@ -93,3 +93,10 @@ struct sp_runtime *bu_runtime(int workers) {
   if (rc < 0) bu_die("runtime_create", rc);
   return rt;
 }
+
+void bu_run_fiber(struct sp_runtime *rt, void *(*fn)(void *), void *arg) {
+  sp_fiber_t d;
+  int rc = sp_spawn(rt, &d, fn, arg, NULL);
+  if (rc < 0) bu_die("spawn driver", rc);
+  if ((rc = sp_join(d, NULL, SP_FOREVER)) < 0) bu_die("join driver", rc);
+}

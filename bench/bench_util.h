@@ -33,6 +33,11 @@ struct sp_runtime;
 /* A runtime with `workers` workers; exits 1 if it cannot be created. */
 struct sp_runtime *bu_runtime(int workers);
 
+/* Runs fn(arg) as a fiber of rt and waits for it; exits 1 on an error.
+ * (Benchmarks time inside such a driver fiber, so spawning from a foreign
+ * thread is not part of what they measure.) */
+void bu_run_fiber(struct sp_runtime *rt, void *(*fn)(void *), void *arg);
+
 /* Prints "bench: <what>: <text for rc>" on stderr and exits 1. */
 __attribute__((noreturn)) void bu_die(const char *what, int rc);
 

@@ -62,9 +62,7 @@ static double measure(sp_runtime_t *rt, int64_t n) {
   int rc;
   if ((rc = sp_chan_make(&r.ping, sizeof(int64_t), 0)) < 0) bu_die("chan_make", rc);
   if ((rc = sp_chan_make(&r.pong, sizeof(int64_t), 0)) < 0) bu_die("chan_make", rc);
-  sp_fiber_t d;
-  if ((rc = sp_spawn(rt, &d, driver, &r, NULL)) < 0) bu_die("spawn driver", rc);
-  if ((rc = sp_join(d, NULL, SP_FOREVER)) < 0) bu_die("join driver", rc);
+  bu_run_fiber(rt, driver, &r);
   sp_chan_free(r.ping);
   sp_chan_free(r.pong);
   return (double)r.elapsed / (double)n;

@@ -41,10 +41,7 @@ static void *driver(void *arg) {
 /* Fans in n fibers; returns ms. */
 static double measure(sp_runtime_t *rt, int64_t n) {
   run_t r = {.n = n};
-  sp_fiber_t d;
-  int rc = sp_spawn(rt, &d, driver, &r, NULL);
-  if (rc < 0) bu_die("spawn driver", rc);
-  if ((rc = sp_join(d, NULL, SP_FOREVER)) < 0) bu_die("join driver", rc);
+  bu_run_fiber(rt, driver, &r);
   return (double)r.elapsed / 1e6;
 }
 

@@ -59,11 +59,7 @@ static void *driver(void *arg) {
 /* Runs one measurement with k fibers; returns ns per yield. */
 static double measure(sp_runtime_t *rt, int k, int64_t n) {
   run_t r = {.n = n, .k = k};
-  sp_fiber_t d;
-  int rc = sp_spawn(rt, &d, driver, &r, NULL);
-  if (rc < 0) bu_die("spawn driver", rc);
-  rc = sp_join(d, NULL, SP_FOREVER);
-  if (rc < 0) bu_die("join driver", rc);
+  bu_run_fiber(rt, driver, &r);
   return (double)r.elapsed / ((double)k * (double)n);
 }
 
