@@ -134,7 +134,7 @@ typedef struct sp__worker {
   struct sp_fiber *fcache[SP__FIBER_CACHE];
   int nfcache;
   uint64_t id_next, id_end; /* fiber ids reserved by this worker (fiber.c) */
-  int tracing;               /* atomic: copy of rt->trace_on, one load away */
+  int tracing;               /* atomic: record scheduler events (trace.c) */
   sp__tev_t *trace;          /* event ring (trace.c), NULL until traced */
   uint64_t trace_n;          /* events ever recorded; atomic for readers */
   sp__stats_w_t stats; /* written by the owner, read relaxed by anyone */
@@ -189,7 +189,6 @@ struct sp_runtime {
   uint32_t wd_stop; /* atomic futex word */
   int wd_running;
 
-  int trace_on; /* atomic: record scheduler events (trace.c) */
 
   /* live monitor (monitor_linux.c): listening socket, -1 when off */
   int mon_fd;

@@ -61,14 +61,12 @@ int sp_trace_start(sp_runtime_t *rt) {
     if (!ring) return -ENOMEM;
     __atomic_store_n(&w->trace, ring, __ATOMIC_RELEASE); /* T2 */
   }
-  __atomic_store_n(&rt->trace_on, 1, __ATOMIC_RELEASE);
   for (int i = 0; i < rt->nworkers; i++) __atomic_store_n(&rt->workers[i].tracing, 1, __ATOMIC_RELEASE);
   return 0;
 }
 
 int sp_trace_stop(sp_runtime_t *rt) {
   if (!rt) return -EINVAL;
-  __atomic_store_n(&rt->trace_on, 0, __ATOMIC_RELEASE);
   for (int i = 0; i < rt->nworkers; i++) __atomic_store_n(&rt->workers[i].tracing, 0, __ATOMIC_RELEASE);
   return 0;
 }
