@@ -95,6 +95,7 @@ enum sp__action { ACT_NONE, ACT_YIELD, ACT_PARK, ACT_EXIT };
 
 typedef struct sp__stats_w {
   uint64_t spawned, switches, steals, parks, wakeups;
+  uint64_t io_submitted, io_completed; /* I/O operations (both backends) */
 } sp__stats_w_t;
 
 typedef struct sp__worker {
@@ -138,6 +139,13 @@ typedef struct sp__worker {
   sp__tev_t *trace;          /* event ring (trace.c), NULL until traced */
   uint64_t trace_n;          /* events ever recorded; atomic for readers */
   sp__stats_w_t stats; /* written by the owner, read relaxed by anyone */
+
+  /* io_uring backend (io/uring.c): the ring, NULL without one (atomic:
+   * wakers read it); SQEs queued but not submitted; operations submitted
+   * whose CQE was not reaped. Counters: owner writes, others read relaxed. */
+  struct sp__uring *uring;
+  uint32_t io_unsubmitted;
+  uint32_t io_pending;
 } sp__worker_t;
 
 struct sp_runtime {
@@ -198,6 +206,16 @@ struct sp_runtime {
   /* debug-mode stack census (census.c) */
   pthread_mutex_t census_lock;
   sp__census_t census[SP__CENSUS_SLOTS];
+
+  /* I/O (io/): backend chosen at create and why; the epoll fallback and
+   * the blocking pool, started on first use under io_lock */
+  int io_kind;          /* SP_IO_URING or SP_IO_EPOLL */
+  unsigned io_ring_flags; /* setup flags every worker's ring uses */
+  char io_why[160];
+  pthread_mutex_t io_lock;
+  struct sp__epoll *epoll;
+  struct sp__bpool *bpool;
+  uint64_t io_inflight; /* atomic: fibers parked in I/O or blocking calls */
 
   /* fiber-local storage keys */
   int nkeys; /* atomic */

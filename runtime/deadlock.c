@@ -86,6 +86,7 @@ void sp__dump_all(int fd) {
 static bool stuck(struct sp_runtime *rt) {
   if (LOAD(&rt->live) == 0) return true;
   if (LOAD(&rt->holds) > 0 || LOAD(&rt->ext_wakers) > 0) return false;
+  if (LOAD(&rt->io_inflight) > 0) return false; /* I/O may complete */
   if (LOAD(&rt->nidle) != rt->nworkers || LOAD(&rt->inject_n)) return false;
   for (int i = 0; i < rt->nworkers; i++) {
     sp__worker_t *w = &rt->workers[i];

@@ -53,6 +53,8 @@ static void dump_fiber(int fd, struct sp_fiber *f, uint64_t id) {
       dprintf(fd, ": join fiber %llu", (unsigned long long)LOAD(&((struct sp_fiber *)obj)->id));
     else if (what && strcmp(what, "sleep") == 0)
       dprintf(fd, ": sleep until %+lld ms", (long long)(((intptr_t)obj - sp_now()) / 1000000));
+    else if (what && strncmp(what, "io ", 3) == 0) /* io/: obj is the fd */
+      dprintf(fd, ": %s fd %d", what + 3, (int)(intptr_t)obj);
     else if (what)
       dprintf(fd, ": %s %p", what, obj);
     if (what) dprintf(fd, ", for %lld ms", (long long)((coarse_now() - since) / 1000000));
@@ -88,6 +90,8 @@ int sp_runtime_dump(sp_runtime_t *rt, int fd) {
           "(%llu in use)\n", (void *)rt, rt->nworkers, (unsigned long long)st.live,
           (unsigned long long)st.spawned, (unsigned long long)st.stacks,
           (unsigned long long)st.stacks_used);
+  dprintf(fd, "  io: %s; %llu in flight\n", rt->io_why,
+          (unsigned long long)LOAD(&rt->io_inflight));
   for (int i = 0; i < rt->nworkers; i++) {
     sp__worker_t *w = &rt->workers[i];
     struct sp_fiber *cur = LOAD(&w->cur);
@@ -95,13 +99,15 @@ int sp_runtime_dump(sp_runtime_t *rt, int fd) {
     dprintf(fd, "  worker %d: %s", i,  LOAD(&w->sleep) ? "asleep" : cur ? "running" : "scheduling");
     if (cur) dprintf(fd, " fiber %llu", (unsigned long long)LOAD(&cur->id));
     dprintf(fd, ", queue %u, runnext %s, lifo %u, inbox %u, next timer %s; switches %llu, "
-            "steals %llu, parks %llu, wake-ups %llu\n", ring,
+            "steals %llu, parks %llu, wake-ups %llu, io %llu/%llu\n", ring,
             LOAD(&w->runnext) ? "yes" : "no", LOAD(&w->nlifo), LOAD(&w->inbox_n),
             sp__timer_next(&w->timers) == INT64_MAX ? "none" : "armed",
             (unsigned long long)__atomic_load_n(&w->stats.switches, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&w->stats.steals, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&w->stats.parks, __ATOMIC_RELAXED),
-            (unsigned long long)__atomic_load_n(&w->stats.wakeups, __ATOMIC_RELAXED));
+            (unsigned long long)__atomic_load_n(&w->stats.wakeups, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->stats.io_completed, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->stats.io_submitted, __ATOMIC_RELAXED));
   }
   return dump_fibers(fd, rt, true);
 }

@@ -111,6 +111,7 @@ static void wake(sp__parker_t *p, int reason, enum sp__where where) {
 
 /* An event wakes a fiber into runnext: it runs next, as in Go. */
 void sp__park_wake(sp__parker_t *p, int reason) { wake(p, reason, Q_NEXT); }
+void sp__park_wake_fifo(sp__parker_t *p, int reason) { wake(p, reason, Q_TAIL); }
 
 bool sp__park_abort(sp__parker_t *p) {
   if (!sp__park_claim(p)) return false;

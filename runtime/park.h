@@ -63,6 +63,11 @@ bool sp__park_claim(sp__parker_t *p);
  * Runs on: any thread. Locks: any (takes only leaf locks). Switches: no. */
 void sp__park_wake(sp__parker_t *p, int reason);
 
+/* The same, but a woken fiber goes to the back of the run queue instead of
+ * running next: for wakers that ready many fibers in a batch (timers, I/O
+ * completions), so they run in the order they were woken. */
+void sp__park_wake_fifo(sp__parker_t *p, int reason);
+
 /* In debug mode, the id of the calling fiber (for misuse checks such as
  * a mutex unlocked by a fiber that does not hold it); 0 when the caller is
  * not a fiber of a debug-mode runtime. One relaxed load when no debug-mode

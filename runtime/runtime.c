@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "io/poll.h"
 #include "runtime/core.h"
 #include "runtime/park.h"
 #include "runtime/lockrank.h"
@@ -134,6 +135,10 @@ static int resolve_config(sp_config_t *c, const sp_config_t *in) {
   if (c->stack_size == 0) c->stack_size = SP_STACK_DEFAULT;
   if (c->stack_size < SP_STACK_MIN || c->stack_size > SP_STACK_MAX) return -EINVAL;
   if (c->deadlock < SP_DEADLOCK_ABORT || c->deadlock > SP_DEADLOCK_OFF) return -EINVAL;
+  if (c->io_threads < 0 || c->io_spin_ns < 0) return -EINVAL;
+  if (c->io_threads == 0) c->io_threads = 64;
+  const char *spin = getenv("SPINDLE_IO_SPIN_NS");
+  if (spin && *spin) c->io_spin_ns = strtoll(spin, NULL, 10);
   if (env_int("SPINDLE_DEBUG", 0) > 0) c->debug = 1;
   if (env_int("SPINDLE_MIGRATE", 0) > 0) c->migrate = 1;
   if (env_int("SPINDLE_SIGQUIT", 0) > 0) c->dump_on_sigquit = 1;
@@ -141,6 +146,7 @@ static int resolve_config(sp_config_t *c, const sp_config_t *in) {
 }
 
 static void free_runtime(struct sp_runtime *rt) {
+  sp__io_runtime_fini(rt); /* the workers are stopped */
   sp__trace_free(rt);
   while (LOAD(&rt->ext_wakers, ACQUIRE)) sched_yield(); /* R3: a few instructions */
   for (int i = 0; i < rt->nworkers; i++) {
@@ -203,6 +209,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     pthread_mutex_init(&w->inbox_lock, NULL);
     sp__timer_heap_init(&w->timers);
   }
+  sp__io_runtime_init(rt);
   sp__crash_install();
   sp__deadlock_register(rt);
   rc = sp__workers_start(rt);

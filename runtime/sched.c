@@ -5,8 +5,9 @@
  * "sched" context). A fiber that yields, parks or finishes switches
  * directly to the next fiber of its worker's queue when there is one (one
  * jump), else to the sched context, which checks timers, the inbox, the
- * injection queue, steals half of a random victim's ring, and finally
- * sleeps on a futex. The context that is resumed completes the switch-out
+ * injection queue and its io_uring completions, steals half of a random
+ * victim's run queue, and finally sleeps in its ring (io/poll.h) or on a
+ * futex. The context that is resumed completes the switch-out
  * of the one that left (S2), so no fiber is ever visible to other workers
  * while it still runs on its stack.
  *
@@ -35,8 +36,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 
+#include "io/poll.h"
 #include "runtime/core.h"
 #include "runtime/lockrank.h"
 #include "runtime/park.h"
@@ -117,7 +120,7 @@ static void wake_removed(struct sp_runtime *rt, sp__worker_t *v) {
   __atomic_fetch_add(&rt->nspinning, 1, __ATOMIC_SEQ_CST);
   SP_MUNLOCK(&rt->idle_lock, RANK_IDLE);
   STORE(&v->sleep, 0, RELEASE);
-  sp__futex_wake(&v->sleep, 1);
+  sp__io_wake(v); /* its ring's eventfd, or the futex */
 }
 
 /* Wakes worker v if it sleeps in the idle list. Locks: idle_lock. */
@@ -376,11 +379,11 @@ static bool idle(sp__worker_t *w) {
   if (!visible && deadline == INT64_MAX && sp__deadlock_suspect(rt)) {
     /* deadlock.c: confirm over an interval with no activity at all */
     uint64_t seen = sp__deadlock_activity(rt);
-    if (sp__futex_wait(&w->sleep, 1, sp_deadline_in(DEADLOCK_CONFIRM_NS)) == -ETIMEDOUT &&
+    if (sp__io_idle_wait(w, sp_deadline_in(DEADLOCK_CONFIRM_NS)) == -ETIMEDOUT &&
         sp__deadlock_suspect(rt) && sp__deadlock_activity(rt) == seen)
       sp__deadlock_report(rt);
   } else if (!visible) {
-    sp__futex_wait(&w->sleep, 1, deadline == INT64_MAX ? SP_FOREVER : deadline);
+    sp__io_idle_wait(w, deadline == INT64_MAX ? SP_FOREVER : deadline);
   }
   SP_MLOCK(&rt->idle_lock, RANK_IDLE);
   if (w->in_idle) { /* timeout, stop or found work ourselves: leave the list */
@@ -390,6 +393,7 @@ static bool idle(sp__worker_t *w) {
     sp__stat_inc(&w->stats.wakeups);
   }
   SP_MUNLOCK(&rt->idle_lock, RANK_IDLE);
+  sp__io_reap(w); /* completions and wake-ups the sleep brought in */
   return visible;
 }
 
@@ -423,6 +427,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
     if (LOAD(&rt->stop, ACQUIRE)) return NULL;
     int64_t now = earliest_timer(rt) != INT64_MAX ? sp_now() : 0;
     if (now) sp__timer_run(&w->timers, now);
+    if (sp__io_pending(w)) sp__io_poll(w); /* submit the round's SQEs, reap */
     struct sp_fiber *f = NULL;
     if (w->tick % SP__GLOBAL_EVERY == 0) f = sp__inject_pop(rt, w);
     w->tick++;
@@ -443,6 +448,10 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
           f = steal_round(w, now, round >= SPIN_ROUNDS - 4); /* runnext: last rounds */
           if (!f) f = sp__inbox_pop(w);
           if (!f) f = sp__inject_pop(rt, w);
+          if (!f && round % 8 == 7 && sp__io_pending(w)) {
+            sp__io_poll(w); /* own completions while spinning */
+            f = sp__runq_pop(w);
+          }
           for (int k = 0; !f && k < 32; k++) __builtin_ia32_pause();
         }
       }
@@ -458,8 +467,13 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
 static void *worker_main(void *arg) {
   sp__worker_t *w = arg;
   tls_worker = w;
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE); /* a write to a closed socket fails with -EPIPE */
+  pthread_sigmask(SIG_BLOCK, &pipe, NULL);
   void *alt = sp__altstack_enter(); /* fault reports run there (crash_linux.c) */
   sp__ctx_init_thread(&w->sched);
+  sp__io_worker_init(w); /* its ring: created on this thread (SINGLE_ISSUER) */
   struct sp_fiber *f;
   while ((f = find_runnable(w)) != NULL) {
     take(w, f);
@@ -467,6 +481,7 @@ static void *worker_main(void *arg) {
     transfer_t t = sp__ctx_jump(&f->ctx, NULL);
     after_switch(t);
   }
+  sp__io_worker_fini(w);
   sp__altstack_leave(alt);
   tls_worker = NULL;
   return NULL;
@@ -485,7 +500,7 @@ int sp__workers_start(struct sp_runtime *rt) {
       STORE(&rt->stop, 1, RELEASE);
       for (int j = 0; j < i; j++) {
         STORE(&rt->workers[j].sleep, 0, RELEASE);
-        sp__futex_wake(&rt->workers[j].sleep, 1);
+        sp__io_wake(&rt->workers[j]);
         pthread_join(rt->workers[j].thread, NULL);
       }
       return -rc;
@@ -498,7 +513,7 @@ void sp__workers_stop(struct sp_runtime *rt) {
   STORE(&rt->stop, 1, RELEASE);
   for (int i = 0; i < rt->nworkers; i++) {
     STORE(&rt->workers[i].sleep, 0, RELEASE);
-    sp__futex_wake(&rt->workers[i].sleep, 1);
+    sp__io_wake(&rt->workers[i]);
   }
   for (int i = 0; i < rt->nworkers; i++) pthread_join(rt->workers[i].thread, NULL);
 }

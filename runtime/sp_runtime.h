@@ -86,6 +86,13 @@ typedef struct sp_config {
   /* 1: while this runtime lives, SIGQUIT writes sp_runtime_dump of every
    * runtime to stderr (the process keeps running). Also SPINDLE_SIGQUIT=1. */
   int dump_on_sigquit;
+  /* Most helper threads of the blocking pool (sp_blocking, and file I/O on
+   * the epoll backend); 0 = 64. */
+  int io_threads;
+  /* Opt-in: an idle worker with I/O in flight polls its ring this long
+   * before it sleeps, which cuts the latency of a quick reply several times
+   * at the cost of CPU; 0 = off. Also SPINDLE_IO_SPIN_NS. */
+  int64_t io_spin_ns;
 } sp_config_t;
 
 enum { SP_DEADLOCK_ABORT = 0, SP_DEADLOCK_RETURN = 1, SP_DEADLOCK_OFF = 2 };

@@ -7,5 +7,6 @@
 
 #include "runtime/sp_runtime.h"
 #include "sync/sp_sync.h"
+#include "io/sp_io.h"
 
 #endif /* SPINDLE_H */

@@ -1,0 +1,125 @@
+/*
+ * sp_io.h: Spindle's I/O API: files, sockets and TCP helpers in blocking
+ * style, plus a pool for blocking C calls.
+ *
+ * Called from a fiber, each operation parks the fiber (never the worker)
+ * until it completes; io_uring does the work on the worker's own ring, or,
+ * where io_uring is refused, epoll (sockets, pipes) and a thread pool
+ * (files) do, with the same semantics. Called from a foreign thread, the
+ * same functions block the thread.
+ *
+ * Conventions (as in sp_runtime.h): results >= 0 are success (a byte count,
+ * an fd, 0), < 0 a negated errno code; errno is never used. Deadlines are
+ * absolute (sp_now() clock). SP_FOREVER waits forever; 0 takes only what is
+ * ready now and returns -EAGAIN otherwise; a deadline that passes while the
+ * operation is in flight cancels it and returns -ETIMEDOUT.
+ * Cancellation guarantee: when a call returns, the kernel is done with its
+ * buffers (a cancelled io_uring operation is waited for), and bytes that
+ * were transferred are reported, never dropped.
+ * All functions: Suspends: yes (a fiber parks; a foreign thread blocks),
+ * except where noted.
+ */
+#ifndef SP_IO_H
+#define SP_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "runtime/sp_runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct statx;
+
+/* ---- backend ----------------------------------------------------------- */
+
+enum { SP_IO_URING = 1, SP_IO_EPOLL = 2 };
+
+/* Which backend rt uses (SP_IO_URING or SP_IO_EPOLL) and, in why (may be
+ * NULL), a line saying why, e.g. "io_uring_setup: EPERM
+ * (kernel.io_uring_disabled=2)" or "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)".
+ * SPINDLE_IO=epoll forces the fallback. -EINVAL for NULL rt. Suspends: no. */
+SP_API int sp_io_backend(sp_runtime_t *rt, char *why, size_t len);
+
+/* ---- files and any fd --------------------------------------------------- */
+
+SP_API ssize_t sp_read(int fd, void *buf, size_t len, int64_t deadline);
+SP_API ssize_t sp_write(int fd, const void *buf, size_t len, int64_t deadline);
+SP_API ssize_t sp_pread(int fd, void *buf, size_t len, off_t off, int64_t deadline);
+SP_API ssize_t sp_pwrite(int fd, const void *buf, size_t len, off_t off, int64_t deadline);
+SP_API ssize_t sp_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+SP_API ssize_t sp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+/* open(2) relative to the current directory; returns the fd. */
+SP_API int sp_open(const char *path, int flags, mode_t mode);
+/* Closes fd. Fibers blocked on the socket fd in sp_recv/sp_read/sp_accept
+ * are released first (the socket is shut down: reads see end of file,
+ * accept fails), as closing a connection in Go unblocks its readers. */
+SP_API int sp_close(int fd);
+SP_API int sp_fsync(int fd);
+/* statx(2); returns 0. */
+SP_API int sp_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out);
+
+/* Loops over partial transfers until len bytes moved. Returns 0 when all
+ * were, else the error (-ENODATA: end of file first, for read_exact); *done
+ * (may be NULL) is always the number of bytes moved. */
+SP_API int sp_read_exact(int fd, void *buf, size_t len, int64_t deadline, size_t *done);
+SP_API int sp_write_all(int fd, const void *buf, size_t len, int64_t deadline, size_t *done);
+
+/* Waits until fd is ready for events (POLLIN, POLLOUT, ...); returns the
+ * ready events (POLLERR/POLLHUP included when they occur). */
+SP_API int sp_poll_fd(int fd, short events, int64_t deadline);
+
+/* ---- sockets ------------------------------------------------------------ */
+
+/* socket(2), always SOCK_CLOEXEC; returns the fd. Suspends: no. */
+SP_API int sp_socket(int domain, int type, int protocol);
+/* accept(2), SOCK_CLOEXEC; addr and addrlen may be NULL. Returns the fd. */
+SP_API int sp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline);
+SP_API int sp_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
+SP_API ssize_t sp_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
+SP_API ssize_t sp_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+SP_API ssize_t sp_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline);
+SP_API ssize_t sp_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline);
+/* shutdown(2). Suspends: no. */
+SP_API int sp_shutdown(int fd, int how);
+
+/* ---- TCP and Unix-socket helpers ---------------------------------------- */
+
+/* Flags for sp_listen. SO_REUSEADDR is always set on TCP listeners. */
+enum { SP_LISTEN_REUSEPORT = 1 };
+
+/* Listens on addr: "host:port", "[v6addr]:port", ":port" (every IPv4 and
+ * IPv6 address), "port" alone, or "unix:/path" (a stale socket file is
+ * replaced). Host names are resolved through sp_blocking. backlog <= 0
+ * means SOMAXCONN. Returns the listening fd. */
+SP_API int sp_listen(const char *addr, int backlog, int flags);
+/* Connects to addr (forms as for sp_listen; "unix:/path"), trying each
+ * resolved address in turn until one answers or the deadline passes.
+ * TCP connections get TCP_NODELAY (as Go does). Returns the fd;
+ * -ECONNREFUSED, -ETIMEDOUT, -EHOSTUNREACH, -ENOENT (name not found)... */
+SP_API int sp_dial(const char *addr, int64_t deadline);
+/* The local port of a bound socket (for listeners on port 0), or < 0. */
+SP_API int sp_local_port(int fd);
+/* Sets TCP_NODELAY on a TCP socket (accepted sockets do not inherit it
+ * from sp_listen). Suspends: no. */
+SP_API int sp_set_nodelay(int fd, int on);
+
+/* ---- blocking calls ------------------------------------------------------ */
+
+/* Runs fn(arg) on the runtime's bounded pool of helper threads while the
+ * calling fiber waits; the worker keeps running other fibers. For calls
+ * with no asynchronous form (getaddrinfo, a library that blocks). *result
+ * (may be NULL) receives fn's return value. Returns 0, or -EAGAIN when no
+ * helper thread could be started. From a foreign thread fn runs inline.
+ * fn must not call Spindle functions that suspend. */
+SP_API int sp_blocking(sp_fn_t fn, void *arg, void **result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SP_IO_H */

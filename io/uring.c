@@ -1,0 +1,317 @@
+/*
+ * uring.c: the io_uring backend: one ring per worker (model in poll.h).
+ *
+ * Invariants:
+ *   U1  Every operation a fiber submits is waited for through its own CQE:
+ *       a deadline is an IORING_OP_LINK_TIMEOUT linked behind it (absolute,
+ *       CLOCK_MONOTONIC like sp_now), so the kernel cancels the operation
+ *       and the CQE still arrives. The fiber parks with no deadline of its
+ *       own; when it resumes, the kernel is done with its buffers.
+ *   U2  Only the owning worker thread touches its ring (SINGLE_ISSUER):
+ *       fibers prepare SQEs on the worker they run on, without a switch
+ *       between sp__uring_sqe and parking; the worker submits and reaps in
+ *       its sched context. A fiber that resumes elsewhere after the CQE is
+ *       fine: the result travelled in its sp__iop_t.
+ *   U3  A sleeping worker waits in its ring; wakers write the worker's
+ *       eventfd, which always has one READ armed on the ring (UD_WAKE), so
+ *       a wake that comes before the wait makes the wait return at once.
+ *   U4  w->io_pending counts submitted operations whose CQE is not reaped;
+ *       rt->io_inflight counts fibers parked in I/O (deadlock.c: not stuck).
+ * Rejected: one ring per runtime (a lock on every submission), a reaper
+ * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
+ * threads have no ring to send from).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "io/poll.h"
+#include "io/sp_io.h"
+
+#define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
+#define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
+
+#define RING_ENTRIES 256
+#define CQ_ENTRIES 4096
+#define UD_WAKE 1ull   /* the eventfd read (U3) */
+#define UD_IGNORE 2ull /* linked timeouts: their CQEs carry nothing we need */
+
+struct sp__uring {
+  struct io_uring ring;
+  int efd;
+  uint64_t ebuf; /* the eventfd READ's target */
+};
+
+/* ---- choosing the backend (once per runtime) ---------------------------- */
+
+static const struct {
+  unsigned flags;
+  const char *name;
+} setups[] = {
+    {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "SINGLE_ISSUER|DEFER_TASKRUN"},
+    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, "COOP_TASKRUN"},
+    {0, "no setup flags"},
+};
+
+/* Opcodes the operations need; without one of them: the fallback. */
+static const struct {
+  int op;
+  const char *name;
+} needed[] = {
+    {IORING_OP_READ, "READ"},          {IORING_OP_WRITE, "WRITE"},
+    {IORING_OP_READV, "READV"},        {IORING_OP_WRITEV, "WRITEV"},
+    {IORING_OP_RECV, "RECV"},          {IORING_OP_SEND, "SEND"},
+    {IORING_OP_RECVMSG, "RECVMSG"},    {IORING_OP_SENDMSG, "SENDMSG"},
+    {IORING_OP_ACCEPT, "ACCEPT"},      {IORING_OP_CONNECT, "CONNECT"},
+    {IORING_OP_OPENAT, "OPENAT"},      {IORING_OP_CLOSE, "CLOSE"},
+    {IORING_OP_FSYNC, "FSYNC"},        {IORING_OP_STATX, "STATX"},
+    {IORING_OP_POLL_ADD, "POLL_ADD"},  {IORING_OP_LINK_TIMEOUT, "LINK_TIMEOUT"},
+};
+
+static const char *errname(int e) {
+  switch (e) {
+  case EPERM: return "EPERM";
+  case ENOSYS: return "ENOSYS";
+  case EINVAL: return "EINVAL";
+  case ENOMEM: return "ENOMEM";
+  case EMFILE: return "EMFILE";
+  case EACCES: return "EACCES";
+  default: return "error";
+  }
+}
+
+/* Returns 0 and records the flags in rt, or fills rt->io_why and returns < 0. */
+static int probe(struct sp_runtime *rt) {
+  int err = 0;
+  for (size_t i = 0; i < sizeof setups / sizeof setups[0]; i++) {
+    struct io_uring ring;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = setups[i].flags;
+    err = io_uring_queue_init_params(8, &ring, &p);
+    if (err == -EINVAL && setups[i].flags) continue; /* an older kernel: fewer flags */
+    if (err < 0) break;
+    struct io_uring_probe *pr = io_uring_get_probe_ring(&ring);
+    const char *missing = pr ? NULL : "PROBE";
+    for (size_t k = 0; pr && !missing && k < sizeof needed / sizeof needed[0]; k++)
+      if (!io_uring_opcode_supported(pr, needed[k].op)) missing = needed[k].name;
+    if (pr) io_uring_free_probe(pr);
+    io_uring_queue_exit(&ring);
+    if (missing) {
+      snprintf(rt->io_why, sizeof rt->io_why, "io_uring lacks IORING_OP_%s", missing);
+      return -ENOSYS;
+    }
+    rt->io_ring_flags = setups[i].flags;
+    snprintf(rt->io_why, sizeof rt->io_why, "io_uring (%s)", setups[i].name);
+    return 0;
+  }
+  char disabled[16] = "";
+  FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+  if (f) {
+    if (!fgets(disabled, sizeof disabled, f)) disabled[0] = 0;
+    disabled[strcspn(disabled, "\n")] = 0;
+    fclose(f);
+  }
+  if (disabled[0])
+    snprintf(rt->io_why, sizeof rt->io_why, "io_uring_setup: %s (kernel.io_uring_disabled=%s)",
+             errname(-err), disabled);
+  else
+    snprintf(rt->io_why, sizeof rt->io_why, "io_uring_setup: %s", errname(-err));
+  return err;
+}
+
+void sp__io_runtime_init(struct sp_runtime *rt) {
+  pthread_mutex_init(&rt->io_lock, NULL);
+  const char *env = getenv("SPINDLE_IO");
+  if (env && strcmp(env, "epoll") == 0) {
+    rt->io_kind = SP_IO_EPOLL;
+    snprintf(rt->io_why, sizeof rt->io_why, "epoll (forced by SPINDLE_IO=epoll)");
+  } else if (probe(rt) == 0) {
+    rt->io_kind = SP_IO_URING;
+  } else {
+    rt->io_kind = SP_IO_EPOLL;
+    size_t n = strlen(rt->io_why);
+    snprintf(rt->io_why + n, sizeof rt->io_why - n, "; using epoll");
+  }
+  if (rt->cfg.debug) fprintf(stderr, "spindle: io backend: %s\n", rt->io_why);
+}
+
+void sp__io_runtime_fini(struct sp_runtime *rt) {
+  sp__epoll_fini(rt);
+  sp__blocking_fini(rt);
+  pthread_mutex_destroy(&rt->io_lock);
+}
+
+int sp_io_backend(sp_runtime_t *rt, char *why, size_t len) {
+  if (!rt) return -EINVAL;
+  if (why && len) snprintf(why, len, "%s", rt->io_why);
+  return rt->io_kind;
+}
+
+/* ---- a worker's ring ----------------------------------------------------- */
+
+static void arm_wake(struct sp__uring *u) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+  if (!sqe) {
+    io_uring_submit(&u->ring);
+    sqe = io_uring_get_sqe(&u->ring);
+  }
+  io_uring_prep_read(sqe, u->efd, &u->ebuf, sizeof u->ebuf, 0);
+  io_uring_sqe_set_data64(sqe, UD_WAKE);
+}
+
+void sp__io_worker_init(sp__worker_t *w) {
+  struct sp_runtime *rt = w->rt;
+  if (rt->io_kind != SP_IO_URING) return;
+  struct sp__uring *u = calloc(1, sizeof *u);
+  if (!u) goto fail;
+  struct io_uring_params p;
+  memset(&p, 0, sizeof p);
+  p.flags = rt->io_ring_flags | IORING_SETUP_CQSIZE;
+  p.cq_entries = CQ_ENTRIES;
+  int rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
+  if (rc < 0) goto fail;
+  u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (u->efd < 0) {
+    io_uring_queue_exit(&u->ring);
+    goto fail;
+  }
+  io_uring_register_ring_fd(&u->ring); /* optional: saves an fd lookup per enter */
+  arm_wake(u);
+  STORE(&w->uring, u, RELEASE);
+  return;
+fail:
+  free(u);
+  fprintf(stderr, "spindle: worker %d: no io_uring ring; its I/O uses epoll\n", w->index);
+}
+
+void sp__io_worker_fini(sp__worker_t *w) {
+  struct sp__uring *u = LOAD(&w->uring, ACQUIRE);
+  if (!u) return;
+  STORE(&w->uring, NULL, RELEASE);
+  io_uring_queue_exit(&u->ring);
+  close(u->efd);
+  free(u);
+}
+
+/* Readies the fibers of every CQE visible on w's ring. Runs on: w. */
+static void reap(sp__worker_t *w, struct sp__uring *u) {
+  struct io_uring_cqe *cqe;
+  unsigned head, n = 0, done = 0;
+  io_uring_for_each_cqe(&u->ring, head, cqe) {
+    n++;
+    uint64_t ud = cqe->user_data;
+    if (ud == UD_WAKE) {
+      arm_wake(u); /* submitted by the next submit or sleep, whichever first */
+    } else if (ud != UD_IGNORE) {
+      sp__iop_t *op = (sp__iop_t *)(uintptr_t)ud;
+      op->res = cqe->res;
+      op->cflags = cqe->flags;
+      done++;
+      if (sp__park_claim(&op->p)) sp__park_wake_fifo(&op->p, 0);
+    }
+  }
+  io_uring_cq_advance(&u->ring, n);
+  if (done) {
+    STORE(&w->io_pending, w->io_pending - done, RELAXED);
+    __atomic_fetch_sub(&w->rt->io_inflight, done, __ATOMIC_RELEASE);
+    STORE(&w->stats.io_completed, w->stats.io_completed + done, RELAXED);
+  }
+}
+
+void sp__io_reap(sp__worker_t *w) {
+  struct sp__uring *u = w->uring;
+  if (u && io_uring_cq_ready(&u->ring)) reap(w, u);
+}
+
+void sp__io_poll(sp__worker_t *w) {
+  struct sp__uring *u = w->uring;
+  if (!u) return;
+  /* completions a sleep already brought in need no system call */
+  if (!w->io_unsubmitted && io_uring_cq_ready(&u->ring)) {
+    reap(w, u);
+    return;
+  }
+  if (!w->io_unsubmitted && !w->io_pending) return;
+  w->io_unsubmitted = 0;
+  io_uring_submit_and_get_events(&u->ring); /* DEFER_TASKRUN: runs task work */
+  reap(w, u);
+}
+
+int sp__io_idle_wait(sp__worker_t *w, int64_t deadline) {
+  struct sp__uring *u = w->uring;
+  if (!u) return sp__futex_wait(&w->sleep, 1, deadline);
+  struct __kernel_timespec ts, *tsp = NULL;
+  if (deadline != SP_FOREVER) {
+    int64_t rel = deadline - sp_now();
+    if (rel <= 0) return -ETIMEDOUT;
+    ts.tv_sec = rel / 1000000000;
+    ts.tv_nsec = rel % 1000000000;
+    tsp = &ts;
+  }
+  if (io_uring_cq_ready(&u->ring)) return 0;
+  w->io_unsubmitted = 0;
+  struct io_uring_cqe *cqe;
+  int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
+  return rc == -ETIME ? -ETIMEDOUT : 0;
+}
+
+void sp__io_wake(sp__worker_t *w) {
+  struct sp__uring *u = LOAD(&w->uring, ACQUIRE);
+  if (u) {
+    uint64_t one = 1;
+    ssize_t r = write(u->efd, &one, sizeof one); /* EAGAIN: already pending */
+    (void)r;
+  } else {
+    sp__futex_wake(&w->sleep, 1);
+  }
+}
+
+/* ---- operations (U1, U2) -------------------------------------------------- */
+
+sp__worker_t *sp__uring_self(void) {
+  sp__worker_t *w = sp__self();
+  return w && w->cur && w->uring ? w : NULL;
+}
+
+struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, unsigned need) {
+  struct sp__uring *u = w->uring;
+  if (io_uring_sq_space_left(&u->ring) < need) {
+    io_uring_submit(&u->ring); /* consumes the SQ: room for need again */
+    w->io_unsubmitted = 0;
+  }
+  return io_uring_get_sqe(&u->ring);
+}
+
+int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
+                  const char *what, int fd) {
+  struct sp__uring *u = w->uring;
+  sp__iop_t op;
+  struct __kernel_timespec ts;
+  io_uring_sqe_set_data(sqe, &op);
+  if (deadline != SP_FOREVER) {
+    sqe->flags |= IOSQE_IO_LINK;
+    struct io_uring_sqe *t = io_uring_get_sqe(&u->ring); /* reserved: need 2 */
+    ts.tv_sec = deadline / 1000000000;
+    ts.tv_nsec = deadline % 1000000000;
+    io_uring_prep_link_timeout(t, &ts, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(t, UD_IGNORE);
+    w->io_unsubmitted++;
+  }
+  w->io_unsubmitted++;
+  STORE(&w->io_pending, w->io_pending + 1, RELAXED);
+  STORE(&w->stats.io_submitted, w->stats.io_submitted + 1, RELAXED);
+  __atomic_fetch_add(&w->rt->io_inflight, 1, __ATOMIC_RELAXED);
+  sp__park_begin(&op.p);
+  sp__park_note(what, (const void *)(intptr_t)fd);
+  sp__park_wait(&op.p, SP_FOREVER); /* U1: the CQE always comes */
+  int res = op.res;
+  if (res == -ECANCELED && deadline != SP_FOREVER) res = deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+  return res;
+}
