@@ -138,7 +138,7 @@ static void *poller(void *arg) {
         }
         *pp = w->next; /* E1 */
         if (sp__park_claim(&w->p)) { /* E2 */
-          w->revents = hit;
+          w->revents = hit; /* (no trace event: the poller is no worker) */
           sp__park_wake(&w->p, 0);
         }
       }
@@ -188,7 +188,10 @@ int sp__fd_wait(struct sp_runtime *rt, int fd, short events, int64_t deadline, c
   }
   pthread_mutex_unlock(&d->lock);
   __atomic_fetch_add(&rt->io_inflight, 1, __ATOMIC_RELAXED);
+  sp__stat_inc(&self->stats.io_submitted);
+  SP__TRACE(self, TR_IO_SUBMIT, me.p.fiber->id, what);
   int r = sp__park_wait(&me.p, deadline);
+  sp__stat_inc(&sp__self()->stats.io_completed); /* maybe another worker now */
   __atomic_fetch_sub(&rt->io_inflight, 1, __ATOMIC_RELEASE);
   if (r == -ETIMEDOUT) {
     pthread_mutex_lock(&d->lock);

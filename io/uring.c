@@ -214,6 +214,7 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
       op->res = cqe->res;
       op->cflags = cqe->flags;
       done++;
+      if (SP__TRACING(w)) sp__trace_rec(w, TR_IO_DONE, op->p.fiber->id, NULL);
       if (sp__park_claim(&op->p)) sp__park_wake_fifo(&op->p, 0);
     }
   }
@@ -310,6 +311,7 @@ int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
   __atomic_fetch_add(&w->rt->io_inflight, 1, __ATOMIC_RELAXED);
   sp__park_begin(&op.p);
   sp__park_note(what, (const void *)(intptr_t)fd);
+  SP__TRACE(w, TR_IO_SUBMIT, op.p.fiber->id, what);
   sp__park_wait(&op.p, SP_FOREVER); /* U1: the CQE always comes */
   int res = op.res;
   if (res == -ECANCELED && deadline != SP_FOREVER) res = deadline == 0 ? -EAGAIN : -ETIMEDOUT;

@@ -49,7 +49,7 @@ typedef struct sp__tev {
   const char *detail; /* static text (a park reason) or NULL */
 } sp__tev_t;
 
-enum { TR_RUN, TR_PARK, TR_YIELD, TR_EXIT, TR_SPAWN, TR_WAKE, TR_STEAL };
+enum { TR_RUN, TR_PARK, TR_YIELD, TR_EXIT, TR_SPAWN, TR_WAKE, TR_STEAL, TR_IO_SUBMIT, TR_IO_DONE };
 
 typedef struct sp__census {
   const char *file; /* spawn site; NULL while the slot is free */

@@ -322,6 +322,8 @@ int sp_runtime_stats(const sp_runtime_t *rt, sp_stats_t *out) {
     out->steals += LOAD(&s->steals, RELAXED);
     out->parks += LOAD(&s->parks, RELAXED);
     out->wakeups += LOAD(&s->wakeups, RELAXED);
+    out->io_submitted += LOAD(&s->io_submitted, RELAXED);
+    out->io_completed += LOAD(&s->io_completed, RELAXED);
   }
   out->spawned += LOAD(&rt->spawned_foreign, RELAXED);
   out->live = LOAD(&rt->live, RELAXED);

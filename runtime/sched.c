@@ -419,6 +419,22 @@ static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now, bool take_next
   return NULL;
 }
 
+/* Opt-in (cfg.io_spin_ns): polls w's ring for a while before sleeping, so
+ * a reply that arrives soon skips a sleep and a wake-up. Runs on: w, sched. */
+static struct sp_fiber *io_spin(sp__worker_t *w) {
+  struct sp_runtime *rt = w->rt;
+  int64_t end = sp_now() + rt->cfg.io_spin_ns;
+  struct sp_fiber *f = NULL;
+  while (!f && w->io_pending && !LOAD(&rt->stop, RELAXED)) {
+    sp__io_poll(w);
+    f = sp__runq_pop(w);
+    if (!f) f = sp__inbox_pop(w);
+    if (!f && LOAD(&rt->inject_n, RELAXED)) f = sp__inject_pop(rt, w);
+    if (!f && sp_now() >= end) break;
+  }
+  return f;
+}
+
 /* The next fiber for w to run; NULL when the runtime stops. */
 static struct sp_fiber *find_runnable(sp__worker_t *w) {
   struct sp_runtime *rt = w->rt;
@@ -456,6 +472,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
         }
       }
     }
+    if (!f && rt->cfg.io_spin_ns > 0 && w->io_pending) f = io_spin(w);
     if (f) {
       stop_spinning(w);
       return f;

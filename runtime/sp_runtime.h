@@ -132,6 +132,8 @@ typedef struct sp_stats {
   uint64_t steals;   /* fibers moved by work stealing */
   uint64_t parks;    /* fiber parks (blocking waits) */
   uint64_t wakeups;  /* idle worker wake-ups */
+  uint64_t io_submitted; /* I/O operations started (io_uring SQEs, epoll waits) */
+  uint64_t io_completed; /* ... and finished */
   uint64_t stacks;   /* fiber stacks mapped (in use or pooled) */
   uint64_t stacks_used; /* fiber stacks in use by live fibers */
 } sp_stats_t;

@@ -28,7 +28,8 @@
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
-static const char *const kind_name[] = {"run", "park", "yield", "exit", "spawn", "wake", "steal"};
+static const char *const kind_name[] = {"run",  "park", "yield", "exit", "spawn",
+                                         "wake", "steal", "io submit", "io complete"};
 
 void sp__trace_rec(sp__worker_t *w, int kind, uint64_t fiber, const char *detail) {
   sp__tev_t *ring = __atomic_load_n(&w->trace, __ATOMIC_ACQUIRE);
