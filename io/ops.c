@@ -308,7 +308,23 @@ int sp_socket(int domain, int type, int protocol) {
   return fd < 0 ? -errno : fd;
 }
 
+static int accept_any(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline);
+
 int sp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline) {
+  struct sockaddr_storage ss; /* the family tells TCP from Unix sockets */
+  socklen_t sslen = sizeof ss;
+  if (!addr || !addrlen) {
+    addr = (struct sockaddr *)&ss;
+    addrlen = &sslen;
+  }
+  int c = accept_any(fd, addr, addrlen, deadline);
+  if (c >= 0 && *addrlen >= sizeof(sa_family_t) &&
+      (addr->sa_family == AF_INET || addr->sa_family == AF_INET6))
+    sp_set_nodelay(c, 1); /* as Go does for every TCP connection */
+  return c;
+}
+
+static int accept_any(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline) {
   sp__worker_t *w = sp__uring_self();
   if (w) RING_OP(w, fd, POLLIN, deadline, "io accept", io_uring_prep_accept(sqe, fd, addr, addrlen, SOCK_CLOEXEC));
   bool nb = nonblocking(fd);

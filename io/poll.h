@@ -41,7 +41,8 @@ struct sp__uring;
 void sp__io_runtime_init(struct sp_runtime *rt);
 /* Stops the epoll thread and the blocking pool. After the workers stopped. */
 void sp__io_runtime_fini(struct sp_runtime *rt);
-/* Sets up w's ring (io_uring backend). Runs on: w's thread, before its loop. */
+/* Sets up w's ring (io_uring backend). Runs on: w's thread, before its
+ * loop. fini frees it after the thread was joined (any thread). */
 void sp__io_worker_init(sp__worker_t *w);
 void sp__io_worker_fini(sp__worker_t *w);
 

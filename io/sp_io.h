@@ -78,7 +78,8 @@ SP_API int sp_poll_fd(int fd, short events, int64_t deadline);
 
 /* socket(2), always SOCK_CLOEXEC; returns the fd. Suspends: no. */
 SP_API int sp_socket(int domain, int type, int protocol);
-/* accept(2), SOCK_CLOEXEC; addr and addrlen may be NULL. Returns the fd. */
+/* accept(2), SOCK_CLOEXEC; addr and addrlen may be NULL. TCP connections
+ * get TCP_NODELAY, as in Go. Returns the fd. */
 SP_API int sp_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t deadline);
 SP_API int sp_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
 SP_API ssize_t sp_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
@@ -105,8 +106,7 @@ SP_API int sp_listen(const char *addr, int backlog, int flags);
 SP_API int sp_dial(const char *addr, int64_t deadline);
 /* The local port of a bound socket (for listeners on port 0), or < 0. */
 SP_API int sp_local_port(int fd);
-/* Sets TCP_NODELAY on a TCP socket (accepted sockets do not inherit it
- * from sp_listen). Suspends: no. */
+/* Sets or clears TCP_NODELAY (sp_accept and sp_dial set it). Suspends: no. */
 SP_API int sp_set_nodelay(int fd, int on);
 
 /* ---- blocking calls ------------------------------------------------------ */

@@ -498,8 +498,7 @@ static void *worker_main(void *arg) {
     transfer_t t = sp__ctx_jump(&f->ctx, NULL);
     after_switch(t);
   }
-  sp__io_worker_fini(w);
-  sp__altstack_leave(alt);
+  sp__altstack_leave(alt); /* its ring is freed after the join (workers_stop) */
   tls_worker = NULL;
   return NULL;
 }
@@ -519,6 +518,7 @@ int sp__workers_start(struct sp_runtime *rt) {
         STORE(&rt->workers[j].sleep, 0, RELEASE);
         sp__io_wake(&rt->workers[j]);
         pthread_join(rt->workers[j].thread, NULL);
+        sp__io_worker_fini(&rt->workers[j]);
       }
       return -rc;
     }
@@ -533,4 +533,7 @@ void sp__workers_stop(struct sp_runtime *rt) {
     sp__io_wake(&rt->workers[i]);
   }
   for (int i = 0; i < rt->nworkers; i++) pthread_join(rt->workers[i].thread, NULL);
+  /* only now: until every worker is joined, any of them may still wake
+   * another through its ring's eventfd */
+  for (int i = 0; i < rt->nworkers; i++) sp__io_worker_fini(&rt->workers[i]);
 }

@@ -14,6 +14,7 @@ PKGS=(
   googletest           # gtest sources, built by Bazel with our flags
   valgrind             # valgrind.h for --config=valgrind
   golang-go            # the Go twins of the benchmarks
+  wrk                  # HTTP load for scripts/bench (http)
   pkg-config           # the install test compiles against spindle.pc
   util-linux           # setarch -R for the sanitizer configs
   gdb                  # runtime/spindle_gdb.py and its test
