@@ -123,7 +123,7 @@ int sp__blocking_run(struct sp_runtime *rt, sp_fn_t fn, void *arg, void **result
   pthread_cond_signal(&bp->work);
   pthread_mutex_unlock(&bp->lock);
   __atomic_fetch_add(&rt->io_inflight, 1, __ATOMIC_RELAXED);
-  sp__park_wait(&j.p, SP_FOREVER); /* B1 */
+  sp__park_wait_unscoped(&j.p, SP_FOREVER); /* B1: not even a cancellation */
   __atomic_fetch_sub(&rt->io_inflight, 1, __ATOMIC_RELEASE);
   if (result) *result = j.result;
   return 0;

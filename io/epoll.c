@@ -183,7 +183,7 @@ int sp__fd_wait(struct sp_runtime *rt, int fd, short events, int64_t deadline, c
   if (rc < 0) {
     unlink_waiter(d, &me);
     pthread_mutex_unlock(&d->lock);
-    if (!sp__park_abort(&me.p)) sp__park_wait(&me.p, SP_FOREVER);
+    if (!sp__park_abort(&me.p)) sp__park_wait_unscoped(&me.p, SP_FOREVER);
     return rc;
   }
   pthread_mutex_unlock(&d->lock);
@@ -193,11 +193,11 @@ int sp__fd_wait(struct sp_runtime *rt, int fd, short events, int64_t deadline, c
   int r = sp__park_wait(&me.p, deadline);
   sp__stat_inc(&sp__self()->stats.io_completed); /* maybe another worker now */
   __atomic_fetch_sub(&rt->io_inflight, 1, __ATOMIC_RELEASE);
-  if (r == -ETIMEDOUT) {
+  if (r < 0) { /* deadline or cancellation: maybe still listed */
     pthread_mutex_lock(&d->lock);
     unlink_waiter(d, &me); /* E1 */
     pthread_mutex_unlock(&d->lock);
-    return -ETIMEDOUT;
+    return r;
   }
   return me.revents;
 }

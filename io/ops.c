@@ -130,11 +130,9 @@ static ssize_t ready_sock(int op, int fd, void *buf, size_t len, int flags, int6
 
 /* ---- the ring path -------------------------------------------------------- */
 
-#define NEED(deadline) ((deadline) == SP_FOREVER ? 1u : 2u)
-
 /* O2: waits on w's ring until fd is ready for events. */
 static int ring_poll(sp__worker_t *w, int fd, short events, int64_t deadline, const char *what) {
-  struct io_uring_sqe *sqe = sp__uring_sqe(w, NEED(deadline));
+  struct io_uring_sqe *sqe = sp__uring_sqe(w, deadline);
   io_uring_prep_poll_add(sqe, fd, (unsigned)events);
   return sp__uring_run(w, sqe, deadline, what, fd);
 }
@@ -143,7 +141,7 @@ static int ring_poll(sp__worker_t *w, int fd, short events, int64_t deadline, co
  * a readiness wait when a non-blocking descriptor says EAGAIN (O2). */
 #define RING_OP(w, fd, events, deadline, what, PREP)                        \
   for (;;) {                                                                \
-    struct io_uring_sqe *sqe = sp__uring_sqe((w), NEED(deadline));          \
+    struct io_uring_sqe *sqe = sp__uring_sqe((w), (deadline));          \
     PREP;                                                                   \
     int r_ = sp__uring_run((w), sqe, (deadline), (what), (fd));             \
     if (r_ != -EAGAIN || (deadline) == 0) return r_;                        \
@@ -207,7 +205,7 @@ int sp_open(const char *path, int flags, mode_t mode) {
   flags |= O_CLOEXEC;
   sp__worker_t *w = sp__uring_self();
   if (w) {
-    struct io_uring_sqe *sqe = sp__uring_sqe(w, 1);
+    struct io_uring_sqe *sqe = sp__uring_sqe(w, SP_FOREVER);
     io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
     return sp__uring_run(w, sqe, SP_FOREVER, "io open", -1);
   }
@@ -223,19 +221,15 @@ int sp_close(int fd) {
     shutdown(fd, SHUT_RDWR); /* releases fibers blocked on it (sp_io.h) */
   sp__worker_t *self = sp__self();
   if (self) sp__fd_forget(self->rt, fd); /* epoll waiters on this fd */
-  sp__worker_t *w = sp__uring_self();
-  if (w) {
-    struct io_uring_sqe *sqe = sp__uring_sqe(w, 1);
-    io_uring_prep_close(sqe, fd);
-    return sp__uring_run(w, sqe, SP_FOREVER, "io close", fd);
-  }
+  /* close(2) itself, not a ring operation: it is quick, and a close must
+   * not be cancellable halfway */
   return close(fd) < 0 && errno != EINTR ? -errno : 0; /* EINTR: closed anyway */
 }
 
 int sp_fsync(int fd) {
   sp__worker_t *w = sp__uring_self();
   if (w) {
-    struct io_uring_sqe *sqe = sp__uring_sqe(w, 1);
+    struct io_uring_sqe *sqe = sp__uring_sqe(w, SP_FOREVER);
     io_uring_prep_fsync(sqe, fd, 0);
     return sp__uring_run(w, sqe, SP_FOREVER, "io fsync", fd);
   }
@@ -247,7 +241,7 @@ int sp_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx
   if (!path || !out) return -EINVAL;
   sp__worker_t *w = sp__uring_self();
   if (w) {
-    struct io_uring_sqe *sqe = sp__uring_sqe(w, 1);
+    struct io_uring_sqe *sqe = sp__uring_sqe(w, SP_FOREVER);
     io_uring_prep_statx(sqe, dirfd, path, flags, mask, out);
     return sp__uring_run(w, sqe, SP_FOREVER, "io statx", dirfd);
   }
@@ -357,7 +351,7 @@ int sp_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t d
   if (!addr) return -EINVAL;
   sp__worker_t *w = sp__uring_self();
   if (w) {
-    struct io_uring_sqe *sqe = sp__uring_sqe(w, NEED(deadline));
+    struct io_uring_sqe *sqe = sp__uring_sqe(w, deadline);
     io_uring_prep_connect(sqe, fd, addr, addrlen);
     return sp__uring_run(w, sqe, deadline, "io connect", fd);
   }

@@ -51,7 +51,7 @@ void sp__io_worker_fini(sp__worker_t *w);
 /* Whether w has io_uring work to look at: SQEs not yet submitted or
  * operations whose completion was not reaped. Runs on: w. */
 static inline bool sp__io_pending(const sp__worker_t *w) {
-  return w->io_unsubmitted || w->io_pending;
+  return w->io_unsubmitted || w->io_pending || __atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE);
 }
 /* Submits w's queued SQEs and readies the fibers whose operations
  * completed, without blocking. Runs on: w, in the sched context. */
@@ -74,18 +74,23 @@ typedef struct sp__iop {
   sp__parker_t p;
   int32_t res;     /* the CQE's result */
   uint32_t cflags; /* the CQE's flags */
+  uint32_t cx;     /* atomic: cancellation state (uring.c U5) */
+  bool asked;      /* a cancellation was asked for (by the scope) */
+  bool main_done, cancel_done; /* owner only: which CQEs were reaped */
 } sp__iop_t;
 
 /* The calling fiber's worker when it has a ring, else NULL (foreign thread,
  * epoll backend, or a worker whose ring failed). Runs on: any thread. */
 sp__worker_t *sp__uring_self(void);
-/* An SQE on w's ring with room for `need` (1, or 2 with a linked timeout)
- * consecutive entries. Runs on: w, in a fiber. Switches: no. */
-struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, unsigned need);
-/* Finishes sqe (from sp__uring_sqe(w, deadline == SP_FOREVER ? 1 : 2)):
- * links a timeout for the deadline, parks until the CQE, and returns its
- * result (-ETIMEDOUT / -EAGAIN when the deadline cancelled it). what is a
- * park reason ("io read"); fd is shown by sp_runtime_dump.
+/* An SQE on w's ring, with room behind it for the linked timeout that
+ * deadline (cut to the fiber's cancellation scope) needs.
+ * Runs on: w, in a fiber. Switches: no. */
+struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, int64_t deadline);
+/* Finishes sqe (from sp__uring_sqe(w, the same deadline)): links a timeout
+ * for the deadline, parks until the CQE, and returns its result:
+ * -ETIMEDOUT / -EAGAIN when the deadline cancelled it, the scope's error
+ * when the fiber's cancellation scope did. what is a park reason
+ * ("io read"); fd is shown by sp_runtime_dump.
  * Runs on: w, in a fiber. Switches: yes. */
 int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
                   const char *what, int fd);

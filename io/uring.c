@@ -17,6 +17,15 @@
  *       a wake that comes before the wait makes the wait return at once.
  *   U4  w->io_pending counts submitted operations whose CQE is not reaped;
  *       rt->io_inflight counts fibers parked in I/O (deadlock.c: not stuck).
+ *   U5  Cancellation by the fiber's scope (runtime/cancel.h), from any
+ *       thread: the scope's callback moves op->cx NONE -> ASKED and queues
+ *       a request on the op's worker; that worker (the ring's owner)
+ *       submits IORING_OP_ASYNC_CANCEL (ASKED -> SUBMITTED), or wakes the
+ *       fiber if the CQE came first. The fiber is woken only when every CQE
+ *       aimed at its op was reaped (main, and the cancel's if submitted),
+ *       so neither the kernel nor the request list holds its frame after
+ *       it returns. A result that is not -ECANCELED is returned as is:
+ *       bytes moved before the cancellation are reported.
  * Rejected: one ring per runtime (a lock on every submission), a reaper
  * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
  * threads have no ring to send from).
@@ -32,6 +41,7 @@
 #include <unistd.h>
 
 #include "io/poll.h"
+#include "runtime/cancel.h"
 #include "io/sp_io.h"
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
@@ -41,6 +51,9 @@
 #define CQ_ENTRIES 4096
 #define UD_WAKE 1ull   /* the eventfd read (U3) */
 #define UD_IGNORE 2ull /* linked timeouts: their CQEs carry nothing we need */
+#define UD_CANCEL_BIT 1ull /* op | 1: the ASYNC_CANCEL aimed at op (U5) */
+
+enum { CX_NONE, CX_ASKED, CX_SUBMITTED, CX_DONE }; /* sp__iop_t.cx (U5) */
 
 struct sp__uring {
   struct io_uring ring;
@@ -209,13 +222,24 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
     uint64_t ud = cqe->user_data;
     if (ud == UD_WAKE) {
       arm_wake(u); /* submitted by the next submit or sleep, whichever first */
-    } else if (ud != UD_IGNORE) {
+    } else if (ud == UD_IGNORE) {
+    } else if (ud & UD_CANCEL_BIT) { /* U5: the cancel's own CQE */
+      sp__iop_t *op = (sp__iop_t *)(uintptr_t)(ud & ~UD_CANCEL_BIT);
+      op->cancel_done = true;
+      if (op->main_done && sp__park_claim(&op->p)) sp__park_wake_fifo(&op->p, 0);
+    } else {
       sp__iop_t *op = (sp__iop_t *)(uintptr_t)ud;
       op->res = cqe->res;
       op->cflags = cqe->flags;
+      op->main_done = true;
       done++;
       if (SP__TRACING(w)) sp__trace_rec(w, TR_IO_DONE, op->p.fiber->id, NULL);
-      if (sp__park_claim(&op->p)) sp__park_wake_fifo(&op->p, 0);
+      uint32_t none = CX_NONE; /* U5: a cancellation in progress wakes it */
+      if (__atomic_compare_exchange_n(&op->cx, &none, CX_DONE, false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_ACQUIRE) ||
+          (none == CX_SUBMITTED && op->cancel_done)) {
+        if (sp__park_claim(&op->p)) sp__park_wake_fifo(&op->p, 0);
+      }
     }
   }
   io_uring_cq_advance(&u->ring, n);
@@ -231,9 +255,12 @@ void sp__io_reap(sp__worker_t *w) {
   if (u && io_uring_cq_ready(&u->ring)) reap(w, u);
 }
 
+static void serve_cancels(sp__worker_t *w, struct sp__uring *u);
+
 void sp__io_poll(sp__worker_t *w) {
   struct sp__uring *u = w->uring;
   if (!u) return;
+  if (__atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE)) serve_cancels(w, u);
   /* completions a sleep already brought in need no system call */
   if (!w->io_unsubmitted && io_uring_cq_ready(&u->ring)) {
     reap(w, u);
@@ -281,8 +308,20 @@ sp__worker_t *sp__uring_self(void) {
   return w && w->cur && w->uring ? w : NULL;
 }
 
-struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, unsigned need) {
+/* The deadline an operation really has: its own, cut to the fiber's
+ * cancellation scope's (cancel.h). */
+static int64_t effective(sp__worker_t *w, int64_t deadline, sp__cancel_t **scope) {
+  sp__cancel_t *c = w->cur->cancel;
+  *scope = c;
+  if (c && c->deadline != SP_FOREVER && (deadline == SP_FOREVER || c->deadline < deadline))
+    return c->deadline;
+  return deadline;
+}
+
+struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, int64_t deadline) {
   struct sp__uring *u = w->uring;
+  sp__cancel_t *c;
+  unsigned need = effective(w, deadline, &c) == SP_FOREVER ? 1 : 2;
   if (io_uring_sq_space_left(&u->ring) < need) {
     io_uring_submit(&u->ring); /* consumes the SQ: room for need again */
     w->io_unsubmitted = 0;
@@ -290,17 +329,85 @@ struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, unsigned need) {
   return io_uring_get_sqe(&u->ring);
 }
 
+/* ---- cancellation of an operation in flight (U5) -------------------------- */
+
+/* A cancellation request for op, queued on the worker whose ring has it. */
+typedef struct iocancel {
+  sp__cnode_t n; /* first: the scope calls back with &n */
+  sp__iop_t *op;
+  sp__worker_t *w;
+  struct iocancel *next;
+} iocancel_t;
+
+/* Scope callback (any thread, under the scope lock): asks op's worker to
+ * submit IORING_OP_ASYNC_CANCEL for it. */
+static void io_cancel(sp__cnode_t *n, int err) {
+  (void)err;
+  iocancel_t *ic = (iocancel_t *)n;
+  uint32_t none = CX_NONE;
+  if (!__atomic_compare_exchange_n(&ic->op->cx, &none, CX_ASKED, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE))
+    return; /* its CQE was reaped already: it is returning anyway */
+  ic->op->asked = true;
+  sp__worker_t *w = ic->w;
+  sp__lock(&w->io_cancel_lk);
+  ic->next = w->io_cancels;
+  w->io_cancels = ic;
+  __atomic_store_n(&w->io_ncancel, 1, __ATOMIC_RELEASE);
+  sp__unlock(&w->io_cancel_lk);
+  sp__io_wake(w); /* a sleeping worker must see it */
+}
+/* Runs on w (sched context): submits the cancellations asked for its ops. */
+static void serve_cancels(sp__worker_t *w, struct sp__uring *u) {
+  sp__lock(&w->io_cancel_lk);
+  iocancel_t *ic = w->io_cancels;
+  w->io_cancels = NULL;
+  __atomic_store_n(&w->io_ncancel, 0, __ATOMIC_RELAXED);
+  sp__unlock(&w->io_cancel_lk);
+  while (ic) {
+    iocancel_t *next = ic->next; /* ic may die once its fiber is woken */
+    sp__iop_t *op = ic->op;
+    if (op->main_done) { /* its CQE came meanwhile: no cancel needed */
+      op->cx = CX_DONE;
+      if (sp__park_claim(&op->p)) sp__park_wake_fifo(&op->p, 0);
+    } else {
+      struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+      if (!sqe) {
+        io_uring_submit(&u->ring);
+        sqe = io_uring_get_sqe(&u->ring);
+      }
+      io_uring_prep_cancel(sqe, op, 0);
+      io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | UD_CANCEL_BIT);
+      op->cx = CX_SUBMITTED;
+      w->io_unsubmitted++;
+    }
+    ic = next;
+  }
+}
+
 int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
                   const char *what, int fd) {
   struct sp__uring *u = w->uring;
-  sp__iop_t op;
+  sp__cancel_t *scope;
+  int64_t eff = effective(w, deadline, &scope);
+  sp__iop_t op = {.cx = CX_NONE};
+  iocancel_t ic = {.n = {.cancel = io_cancel}, .op = &op, .w = w};
   struct __kernel_timespec ts;
+  if (scope) {
+    int err = sp__cancel_add(scope, &ic.n);
+    if (err) { /* cancelled before it started: give the SQE back as a no-op */
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data64(sqe, UD_IGNORE);
+      w->io_unsubmitted++;
+      return err;
+    }
+  }
   io_uring_sqe_set_data(sqe, &op);
-  if (deadline != SP_FOREVER) {
+  if (eff != SP_FOREVER) {
     sqe->flags |= IOSQE_IO_LINK;
-    struct io_uring_sqe *t = io_uring_get_sqe(&u->ring); /* reserved: need 2 */
-    ts.tv_sec = deadline / 1000000000;
-    ts.tv_nsec = deadline % 1000000000;
+    struct io_uring_sqe *t = io_uring_get_sqe(&u->ring); /* reserved by sp__uring_sqe */
+    ts.tv_sec = eff / 1000000000;
+    ts.tv_nsec = eff % 1000000000;
     io_uring_prep_link_timeout(t, &ts, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(t, UD_IGNORE);
     w->io_unsubmitted++;
@@ -312,8 +419,13 @@ int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
   sp__park_begin(&op.p);
   sp__park_note(what, (const void *)(intptr_t)fd);
   SP__TRACE(w, TR_IO_SUBMIT, op.p.fiber->id, what);
-  sp__park_wait(&op.p, SP_FOREVER); /* U1: the CQE always comes */
+  sp__park_wait_unscoped(&op.p, SP_FOREVER); /* U1: the CQE always comes */
   int res = op.res;
-  if (res == -ECANCELED && deadline != SP_FOREVER) res = deadline == 0 ? -EAGAIN : -ETIMEDOUT;
-  return res;
+  if (scope) sp__cancel_del(scope, &ic.n);
+  if (res != -ECANCELED) return res; /* bytes moved are reported (U5) */
+  if (op.asked) return sp__cancel_err(scope);
+  if (eff == SP_FOREVER) return res;
+  if (deadline == 0) return -EAGAIN;
+  if (eff != deadline && scope && scope->expire) scope->expire(scope); /* the scope's deadline */
+  return -ETIMEDOUT;
 }

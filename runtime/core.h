@@ -27,6 +27,7 @@
 
 #include "arch/context.h"
 #include "arch/stack.h"
+#include "runtime/lock.h"
 #include "runtime/sp_runtime.h"
 #include "runtime/timer.h"
 
@@ -82,6 +83,7 @@ struct sp_fiber {
   void **fls;              /* SP_KEYS_MAX values, allocated on first set */
   int pinned;              /* worker index while pinned, else -1 */
   int last_worker;         /* worker it last ran on */
+  struct sp__cancel *cancel; /* bound cancellation scope (cancel.h), or NULL */
   const char *wait_what;   /* atomic: why it parked last (park.h note) */
   const void *wait_obj;    /* atomic: what it waits on */
   int64_t wait_since;      /* atomic: when (coarse monotonic ns) */
@@ -146,6 +148,11 @@ typedef struct sp__worker {
   struct sp__uring *uring;
   uint32_t io_unsubmitted;
   uint32_t io_pending;
+  /* cancellations of this ring's operations asked by other threads
+   * (io/uring.c U5): a list under io_cancel_lk, and an atomic flag */
+  sp__lock_t io_cancel_lk;
+  struct iocancel *io_cancels;
+  uint32_t io_ncancel;
 } sp__worker_t;
 
 struct sp_runtime {

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/cancel.h"
 #include "runtime/core.h"
 #include "runtime/lockrank.h"
 #include "runtime/park.h"
@@ -171,6 +172,7 @@ int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   f->joiner = detached ? SP__JOIN_DETACHED : NULL;
   f->join_handoff = 0;
   f->fls = NULL;
+  f->cancel = NULL;
   f->pinned = -1;
   f->last_worker = -1;
   f->file = file;
@@ -201,6 +203,14 @@ void sp__fiber_run_body(struct sp_fiber *f) {
   f->result = r;
   run_fls_dtors(f);
   f = sp__self()->cur;
+  if (f->cancel) { /* it returned inside a context scope: leave it */
+    sp__cancel_t *c = f->cancel;
+    f->cancel = NULL;
+    if (f->rt->cfg.debug)
+      sp__debugf(f->rt, "returned without leaving its context (sp_ctx_leave)");
+    if (c->unbound) c->unbound(c);
+    f = sp__self()->cur;
+  }
   if (f->on_exit) f->on_exit(f->exit_arg);
 }
 
@@ -290,7 +300,7 @@ int sp_join(sp_fiber_t h, void **result, int64_t deadline) {
   int tracked = !w && deadline == SP_FOREVER ? sp__deadlock_wait_begin(f->rt, &p) : 0;
   int rc = sp__park_wait(&p, deadline);
   if (tracked) sp__deadlock_wait_end(f->rt, &p);
-  if (rc == -ETIMEDOUT || rc == -EDEADLK) {
+  if (rc != 0) { /* deadline, deadlock or cancellation */
     expect = &p; /* withdraw; if the fiber finished meanwhile, take it */
     if (__atomic_compare_exchange_n(&f->joiner, &expect, NULL, false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE))
@@ -345,7 +355,8 @@ int sp_sleep_until(int64_t deadline) {
   sp__park_begin(&p);
   sp__park_note("sleep", (const void *)(intptr_t)deadline); /* dump shows the deadline */
   int rc = sp__park_wait(&p, deadline);
-  return rc == -ETIMEDOUT ? 0 : rc;
+  /* -ETIMEDOUT before the deadline: a context's earlier deadline cut it */
+  return rc == -ETIMEDOUT && sp_now() >= deadline ? 0 : rc;
 }
 
 int sp_sleep_for(int64_t ns) { return sp_sleep_until(sp_deadline_in(ns < 0 ? 0 : ns)); }

@@ -27,6 +27,8 @@
  *   P1  token is odd exactly while a park is armed and unclaimed.
  *   P2  Exactly one sp__park_wake per sp__park_begin that was not aborted.
  *   P3  A fiber is queued only in state RUNNABLE, by exactly one thread.
+ *   P4  A fiber bound to a cancellation scope (cancel.h) registers each wait
+ *       on it: cancellation is one more waker racing through the token CAS.
  * Ordering: the claim CAS is acq_rel, so data the claimer hands over before
  *   sp__park_wake is visible to the woken waiter (via state/queue release).
  * Locks: none here. Deadlines use a timer on the parking worker's heap.
@@ -37,6 +39,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "runtime/cancel.h"
 #include "runtime/core.h"
 
 enum { T_ARMED = 0, T_CLAIMED = 1, T_WOKEN = 2 }; /* foreign-thread claim word */
@@ -136,7 +139,29 @@ static int wait_thread(sp__parker_t *p, int64_t deadline) {
   }
 }
 
+/* A wait under a cancellation scope (cancel.h): registered on the scope,
+ * its deadline cut to the scope's; a wait that ends at the scope's deadline
+ * fires the scope (and so its subtree), then reports -ETIMEDOUT. */
+static int wait_scoped(sp__parker_t *p, int64_t deadline, sp__cancel_t *c) {
+  sp__cnode_t n = {.p = p};
+  int err = sp__cancel_add(c, &n);
+  if (err) {
+    if (sp__park_abort(p)) return err;
+    return sp__park_wait_unscoped(p, SP_FOREVER); /* claimed meanwhile: take it */
+  }
+  bool cut = c->deadline != SP_FOREVER && (deadline == SP_FOREVER || c->deadline < deadline);
+  int r = sp__park_wait_unscoped(p, cut ? c->deadline : deadline);
+  sp__cancel_del(c, &n);
+  if (r == -ETIMEDOUT && cut && c->expire) c->expire(c);
+  return r;
+}
+
 int sp__park_wait(sp__parker_t *p, int64_t deadline) {
+  if (p->fiber && p->fiber->cancel) return wait_scoped(p, deadline, p->fiber->cancel);
+  return sp__park_wait_unscoped(p, deadline);
+}
+
+int sp__park_wait_unscoped(sp__parker_t *p, int64_t deadline) {
   if (!p->fiber) return wait_thread(p, deadline);
   bool timed = deadline != SP_FOREVER;
   if (timed && deadline <= sp_now() && sp__park_abort(p)) return -ETIMEDOUT;

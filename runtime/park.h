@@ -46,9 +46,14 @@ void sp__park_begin(sp__parker_t *p);
 void sp__park_note(const char *what, const void *obj);
 
 /* Parks until p is claimed and woken, or the deadline passes (then the
- * wait claims itself and returns -ETIMEDOUT). Returns the reason given to
+ * wait claims itself and returns -ETIMEDOUT), or the fiber's cancellation
+ * scope fires (cancel.h: the scope's error). Returns the reason given to
  * sp__park_wake. Runs on: the waiter. Switches: yes (fiber) / blocks. */
 int sp__park_wait(sp__parker_t *p, int64_t deadline);
+/* The same, but not cut short by the fiber's cancellation scope: for waits
+ * that must end only by their own event (an io_uring operation, whose
+ * cancellation is arranged separately: io/uring.c). */
+int sp__park_wait_unscoped(sp__parker_t *p, int64_t deadline);
 
 /* Withdraws an armed p without waiting. Returns true if withdrawn; false if
  * a waker claimed it first (then call sp__park_wait). Runs on: the waiter. */

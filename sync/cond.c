@@ -41,7 +41,7 @@ int sp_cond_wait(sp_cond_t *cc, sp_mutex_t *m, int64_t deadline) {
     sp__lock(&c->lk);
     sp__waitq_remove(&c->q, &w);
     sp__unlock(&c->lk);
-    if (!sp__park_abort(&p)) sp__park_wait(&p, SP_FOREVER); /* a signal raced us */
+    if (!sp__park_abort(&p)) sp__park_wait_unscoped(&p, SP_FOREVER); /* a signal raced us */
     return r;
   }
   r = sp__park_wait(&p, deadline);
