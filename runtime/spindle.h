@@ -8,6 +8,7 @@
 #include "runtime/sp_runtime.h"
 #include "sync/sp_sync.h"
 #include "sync/sp_ctx.h"
+#include "sync/sp_time.h"
 #include "io/sp_io.h"
 
 #endif /* SPINDLE_H */

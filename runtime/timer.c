@@ -14,6 +14,8 @@
  *   T3  t->fire runs with the heap lock held, and sp__timer_del takes that
  *       lock: after del returns, fire is finished or will never start, so
  *       the timer's memory (a parked fiber's stack) may be reused.
+ *   T4  A periodic timer (period > 0) is queued again by the run that fired
+ *       it, under the same lock hold, so del still removes it for good.
  * Ordering: next is stored with release under the lock; lock-free readers
  *   (idle workers computing their sleep) only use it as a hint and take
  *   the lock before firing anything.
@@ -85,15 +87,12 @@ void sp__timer_heap_destroy(sp__timer_heap_t *h) {
   pthread_mutex_destroy(&h->lock);
 }
 
-int sp__timer_add(sp__timer_heap_t *h, sp__timer_t *t) {
-  SP_MLOCK(&h->lock, RANK_TIMER);
+/* Inserts t. Locks: h->lock held. */
+static int push(sp__timer_heap_t *h, sp__timer_t *t) {
   if (h->n == h->cap) {
     size_t cap = h->cap ? h->cap * 2 : 64;
     sp__timer_t **a = realloc(h->a, cap * sizeof *a);
-    if (!a) {
-      SP_MUNLOCK(&h->lock, RANK_TIMER);
-      return -ENOMEM;
-    }
+    if (!a) return -ENOMEM;
     h->a = a;
     h->cap = cap;
   }
@@ -101,9 +100,15 @@ int sp__timer_add(sp__timer_heap_t *h, sp__timer_t *t) {
   h->a[h->n] = t;
   t->idx = (int32_t)h->n++;
   sift_up(h, (size_t)t->idx);
+  return 0;
+}
+
+int sp__timer_add(sp__timer_heap_t *h, sp__timer_t *t) {
+  SP_MLOCK(&h->lock, RANK_TIMER);
+  int rc = push(h, t);
   set_next(h);
   SP_MUNLOCK(&h->lock, RANK_TIMER);
-  return 0;
+  return rc;
 }
 
 int sp__timer_del(sp__timer_t *t) {
@@ -134,8 +139,13 @@ int sp__timer_run(sp__timer_heap_t *h, int64_t now) {
     sp__timer_t *t = h->a[0];
     remove_at(h, 0);
     t->fire(t); /* T3: under the lock */
-    __atomic_store_n(&t->heap, NULL, __ATOMIC_RELEASE);
     fired++;
+    if (t->period > 0) { /* T4: the next tick; ticks a late run missed are dropped */
+      t->when += t->period;
+      if (t->when <= now) t->when = now + t->period;
+      if (push(h, t) == 0) continue;
+    }
+    __atomic_store_n(&t->heap, NULL, __ATOMIC_RELEASE);
   }
   set_next(h);
   SP_MUNLOCK(&h->lock, RANK_TIMER);

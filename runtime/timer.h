@@ -21,6 +21,7 @@ typedef struct sp__timer {
   struct sp__timer_heap *heap;  /* heap holding it (atomic); NULL when none */
   void (*fire)(struct sp__timer *t); /* runs under the heap lock (T3) */
   void *arg;
+  int64_t period;               /* > 0: fires again every period ns (T4) */
 } sp__timer_t;
 
 typedef struct sp__timer_heap {
