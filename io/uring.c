@@ -277,7 +277,7 @@ int sp__io_idle_wait(sp__worker_t *w, int64_t deadline) {
   if (!u) return sp__futex_wait(&w->sleep, 1, deadline);
   struct __kernel_timespec ts, *tsp = NULL;
   if (deadline != SP_FOREVER) {
-    int64_t rel = deadline - sp_now();
+    int64_t rel = deadline - sp__mono(); /* a real deadline, even in virtual time */
     if (rel <= 0) return -ETIMEDOUT;
     ts.tv_sec = rel / 1000000000;
     ts.tv_nsec = rel % 1000000000;
@@ -406,8 +406,11 @@ int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
   if (eff != SP_FOREVER) {
     sqe->flags |= IOSQE_IO_LINK;
     struct io_uring_sqe *t = io_uring_get_sqe(&u->ring); /* reserved by sp__uring_sqe */
-    ts.tv_sec = eff / 1000000000;
-    ts.tv_nsec = eff % 1000000000;
+    int64_t kdl = eff; /* the kernel's clock is real: translate virtual time */
+    if (w->rt->cfg.virtual_time && eff > 0) kdl = sp__mono() + (eff - sp_now());
+    if (kdl < 0) kdl = 0;
+    ts.tv_sec = kdl / 1000000000;
+    ts.tv_nsec = kdl % 1000000000;
     io_uring_prep_link_timeout(t, &ts, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data64(t, UD_IGNORE);
     w->io_unsubmitted++;

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "arch/context.h"
 #include "arch/stack.h"
@@ -224,10 +225,21 @@ struct sp_runtime {
   struct sp__bpool *bpool;
   uint64_t io_inflight; /* atomic: fibers parked in I/O or blocking calls */
 
+  int64_t vnow; /* atomic: the virtual clock (cfg.virtual_time; sched.c S6) */
+
   /* fiber-local storage keys */
   int nkeys; /* atomic */
   void (*key_dtor[SP_KEYS_MAX])(void *);
 };
+
+/* The real CLOCK_MONOTONIC time in ns, whatever sp_now() says (virtual
+ * time): for the runtime's own timing (spinning, watchdog, kernel waits). */
+static inline int64_t sp__mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+extern int sp__nvirtual; /* debugcount.c: virtual-time runtimes alive */
 
 /* ---- worker access (sched.c) ----------------------------------------- */
 

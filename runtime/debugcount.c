@@ -5,3 +5,5 @@
  * definition.
  */
 int sp__ndebug;
+/* The number of virtual-time runtimes alive (sp_now looks only then). */
+int sp__nvirtual;

@@ -37,9 +37,11 @@
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
 
 int64_t sp_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  if (__builtin_expect(__atomic_load_n(&sp__nvirtual, __ATOMIC_RELAXED) > 0, 0)) {
+    sp__worker_t *w = sp__self();
+    if (w && w->rt->cfg.virtual_time) return __atomic_load_n(&w->rt->vnow, __ATOMIC_ACQUIRE);
+  }
+  return sp__mono();
 }
 
 int64_t sp_deadline_in(int64_t ns) {
@@ -142,6 +144,9 @@ static int resolve_config(sp_config_t *c, const sp_config_t *in) {
   if (env_int("SPINDLE_DEBUG", 0) > 0) c->debug = 1;
   if (env_int("SPINDLE_MIGRATE", 0) > 0) c->migrate = 1;
   if (env_int("SPINDLE_SIGQUIT", 0) > 0) c->dump_on_sigquit = 1;
+  if (env_int("SPINDLE_VIRTUAL_TIME", 0) > 0) c->virtual_time = 1;
+  const char *seed = getenv("SPINDLE_SEED");
+  if (seed && *seed) c->seed = strtoull(seed, NULL, 0);
   return 0;
 }
 
@@ -209,6 +214,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     pthread_mutex_init(&w->inbox_lock, NULL);
     sp__timer_heap_init(&w->timers);
   }
+  rt->vnow = sp__mono();
   sp__io_runtime_init(rt);
   sp__crash_install();
   sp__deadlock_register(rt);
@@ -221,6 +227,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
   }
   if (rt->cfg.dump_on_sigquit && sp__sigquit_enable() < 0) rt->cfg.dump_on_sigquit = 0;
   if (rt->cfg.debug) __atomic_fetch_add(&sp__ndebug, 1, __ATOMIC_RELAXED);
+  if (rt->cfg.virtual_time) __atomic_fetch_add(&sp__nvirtual, 1, __ATOMIC_RELAXED);
   if (sp__watchdog_start(rt) < 0) /* debug only; a report less, not an error */
     fprintf(stderr, "spindle: debug mode: could not start the slow-fiber watchdog\n");
   *out = rt;
@@ -299,6 +306,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
   }
   if (rt->cfg.dump_on_sigquit) sp__sigquit_disable();
   if (rt->cfg.debug) __atomic_fetch_sub(&sp__ndebug, 1, __ATOMIC_RELAXED);
+  if (rt->cfg.virtual_time) __atomic_fetch_sub(&sp__nvirtual, 1, __ATOMIC_RELAXED);
   sp__deadlock_unregister(rt);
   free_runtime(rt);
   sp__crash_uninstall();

@@ -28,6 +28,15 @@
  *   S5  Per-worker state is reached through sp__self() (not inlinable)
  *       after every switch point, never through a pointer kept across it:
  *       a fiber may resume on another thread.
+ *   S6  Virtual time (cfg.virtual_time): timers hold virtual deadlines; no
+ *       worker sleeps until one. The clock moves only in virtual_advance,
+ *       by the last worker to go idle, so it never passes while a fiber
+ *       could run (with one worker: never; with more, a fiber readied in
+ *       the same instant may see the jump).
+ *   S7  Seeded mode (cfg.seed): a fiber queued by its own worker goes to a
+ *       place (runnext, lifo, ring tail) drawn from the worker's generator,
+ *       seeded from cfg.seed alone; steals and spin timing stay
+ *       nondeterministic, so only one worker replays exactly.
  * Locks: idle_lock (rank IDLE) may be taken under a timer heap lock (wake
  *   from a timer callback); nothing is taken under idle_lock.
  * Rejected: always switching through the sched context (two jumps per
@@ -84,7 +93,7 @@ uint32_t sp__rand32(void) {
   sp__worker_t *w = sp__self();
   if (w) return fastrand(w);
   static __thread uint64_t state; /* foreign threads: seeded per thread */
-  if (!state) state = mix((uint64_t)sp_now() ^ ((uint64_t)(uintptr_t)&state << 16));
+  if (!state) state = mix((uint64_t)sp__mono() ^ ((uint64_t)(uintptr_t)&state << 16));
   uint64_t x = state;
   x ^= x << 13;
   x ^= x >> 7;
@@ -192,6 +201,7 @@ static void enqueue(struct sp_runtime *rt, sp__worker_t *w, struct sp_fiber *f,
   }
   if (w && w->rt == rt) {
     SP__TRACE(w, where == Q_SPAWN ? TR_SPAWN : TR_WAKE, f->id, NULL);
+    if (rt->cfg.seed) where = (enum sp__where)(fastrand(w) % 3); /* S7 */
     if (where == Q_NEXT) {
       struct sp_fiber *old = __atomic_exchange_n(&w->runnext, f, __ATOMIC_ACQ_REL);
       if (old) sp__runq_push(w, old);
@@ -225,7 +235,7 @@ void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where
  * must go elsewhere). Runs on: w. */
 static void requeue(sp__worker_t *w, struct sp_fiber *f) {
   STORE(&f->state, F_RUNNABLE, RELAXED);
-  if (f->pinned >= 0 || (w->rt->cfg.migrate && w->rt->nworkers > 1))
+  if (f->pinned >= 0 || (w->rt->cfg.migrate && w->rt->nworkers > 1) || w->rt->cfg.seed)
     sp__enqueue(w->rt, f, Q_TAIL);
   else
     sp__runq_push(w, f);
@@ -357,6 +367,20 @@ static int64_t earliest_timer(struct sp_runtime *rt) {
   return m;
 }
 
+/* S6: the last worker to go idle, with nothing runnable and no I/O in
+ * flight, moves the virtual clock to the earliest timer. Returns whether
+ * it did (the caller then runs the timers). Runs on: w, in the idle list. */
+static bool virtual_advance(struct sp_runtime *rt, int64_t next) {
+  if (LOAD(&rt->nidle, SEQ_CST) != rt->nworkers || LOAD(&rt->io_inflight, ACQUIRE) ||
+      LOAD(&rt->inject_n, ACQUIRE))
+    return false;
+  int64_t cur = LOAD(&rt->vnow, ACQUIRE);
+  while (cur < next &&
+         !__atomic_compare_exchange_n(&rt->vnow, &cur, next, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+  }
+  return true;
+}
+
 /* Sleeps until woken or the earliest timer (S3, S4). Returns true when it
  * did not sleep because work was visible after registering: the caller must
  * then look for it even if enough others are spinning (else a CPU-bound
@@ -376,10 +400,14 @@ static bool idle(sp__worker_t *w) {
   int64_t deadline = earliest_timer(rt);
   bool visible = LOAD(&rt->stop, ACQUIRE) ||
                  work_visible(rt, w, deadline == INT64_MAX ? 0 : sp_now());
+  if (rt->cfg.virtual_time) { /* S6: jump the clock, never sleep on it */
+    if (!visible && deadline != INT64_MAX) visible = virtual_advance(rt, deadline);
+    deadline = INT64_MAX;
+  }
   if (!visible && deadline == INT64_MAX && sp__deadlock_suspect(rt)) {
     /* deadlock.c: confirm over an interval with no activity at all */
     uint64_t seen = sp__deadlock_activity(rt);
-    if (sp__io_idle_wait(w, sp_deadline_in(DEADLOCK_CONFIRM_NS)) == -ETIMEDOUT &&
+    if (sp__io_idle_wait(w, sp__mono() + DEADLOCK_CONFIRM_NS) == -ETIMEDOUT &&
         sp__deadlock_suspect(rt) && sp__deadlock_activity(rt) == seen)
       sp__deadlock_report(rt);
   } else if (!visible) {
@@ -423,14 +451,14 @@ static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now, bool take_next
  * a reply that arrives soon skips a sleep and a wake-up. Runs on: w, sched. */
 static struct sp_fiber *io_spin(sp__worker_t *w) {
   struct sp_runtime *rt = w->rt;
-  int64_t end = sp_now() + rt->cfg.io_spin_ns;
+  int64_t end = sp__mono() + rt->cfg.io_spin_ns;
   struct sp_fiber *f = NULL;
   while (!f && w->io_pending && !LOAD(&rt->stop, RELAXED)) {
     sp__io_poll(w);
     f = sp__runq_pop(w);
     if (!f) f = sp__inbox_pop(w);
     if (!f && LOAD(&rt->inject_n, RELAXED)) f = sp__inject_pop(rt, w);
-    if (!f && sp_now() >= end) break;
+    if (!f && sp__mono() >= end) break;
   }
   return f;
 }
@@ -506,7 +534,8 @@ static void *worker_main(void *arg) {
 int sp__workers_start(struct sp_runtime *rt) {
   for (int i = 0; i < rt->nworkers; i++) {
     sp__worker_t *w = &rt->workers[i];
-    w->rng = mix((uint64_t)(i + 1) ^ (uint64_t)(uintptr_t)rt ^ (uint64_t)sp_now());
+    w->rng = rt->cfg.seed ? mix(rt->cfg.seed + (uint64_t)i) /* S7: replayable */
+                          : mix((uint64_t)(i + 1) ^ (uint64_t)(uintptr_t)rt ^ (uint64_t)sp__mono());
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);

@@ -50,7 +50,8 @@ typedef void *(*sp_fn_t)(void *arg);
 
 /* ---- time -------------------------------------------------------------- */
 
-/* Current CLOCK_MONOTONIC time in ns. */
+/* Current CLOCK_MONOTONIC time in ns (in a fiber of a virtual-time
+ * runtime: that runtime's virtual clock, see sp_config_t.virtual_time). */
 SP_API int64_t sp_now(void);
 /* Deadline `ns` nanoseconds from now (saturates; ns < 0 gives SP_FOREVER). */
 SP_API int64_t sp_deadline_in(int64_t ns);
@@ -93,6 +94,19 @@ typedef struct sp_config {
    * before it sleeps, which cuts the latency of a quick reply several times
    * at the cost of CPU; 0 = off. Also SPINDLE_IO_SPIN_NS. */
   int64_t io_spin_ns;
+  /* Virtual time (Go's testing/synctest): sp_now() in this runtime's fibers
+   * reads a clock that starts at the real time and moves only when every
+   * worker is idle with no I/O in flight: then it jumps to the earliest
+   * timer. A test of a 30 s timeout runs at once, and with workers = 1 it
+   * runs the same way every time. Foreign threads keep real time; I/O
+   * deadlines count in real time. Also SPINDLE_VIRTUAL_TIME=1. */
+  int virtual_time;
+  /* Seeded scheduling (testing): where each woken, spawned or yielding
+   * fiber is queued is drawn from a generator seeded with this value, so
+   * different seeds run different interleavings. With workers = 1 and
+   * virtual_time, a seed replays its interleaving exactly: print it when a
+   * test fails. 0 = off. Also SPINDLE_SEED=N. */
+  uint64_t seed;
 } sp_config_t;
 
 enum { SP_DEADLOCK_ABORT = 0, SP_DEADLOCK_RETURN = 1, SP_DEADLOCK_OFF = 2 };

@@ -36,7 +36,7 @@ void sp__trace_rec(sp__worker_t *w, int kind, uint64_t fiber, const char *detail
   if (!ring) return; /* tracing started while this worker was mid-switch */
   uint64_t i = LOAD(&w->trace_n); /* T1: only this worker writes it */
   sp__tev_t *e = &ring[i % SP__TRACE_CAP];
-  STORE(&e->ts, sp_now());
+  STORE(&e->ts, sp__mono());
   STORE(&e->kind, (uint32_t)kind);
   STORE(&e->fiber, fiber);
   STORE(&e->detail, detail);
@@ -118,7 +118,7 @@ int sp_trace_write(sp_runtime_t *rt, int fd) {
       if (ts < t0) t0 = ts;
     }
   }
-  if (t0 == INT64_MAX) t0 = sp_now();
+  if (t0 == INT64_MAX) t0 = sp__mono();
   fprintf(out, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
   bool first = true;
   int count = 0;
