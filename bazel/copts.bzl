@@ -8,6 +8,8 @@ SP_COPTS = [
     "-Wextra",
     "-Werror",
     "-Wno-unused-parameter",
+    # fiber backtraces in dumps walk frame pointers (runtime/backtrace_linux.c)
+    "-fno-omit-frame-pointer",
 ]
 
 SP_TEST_COPTS = [

@@ -331,6 +331,11 @@ void sp__trace_switch(sp__worker_t *w, struct sp_fiber *next);
       sp__trace_rec((w), (kind), (fiber), (detail));                        \
   } while (0)
 #endif
+/* backtrace_linux.c: symbolized backtraces of parked fibers (dumps only:
+ * not async-signal-safe). open returns a symbolizer (NULL: addresses only). */
+void *sp__bt_open(void);
+void sp__bt_close(void *sym);
+void sp__bt_fiber(void *sym, int fd, struct sp_fiber *f);
 /* census.c: debug mode's deepest stack use per spawn site. */
 void sp__census_paint(struct sp_fiber *f);
 void sp__census_record(struct sp_fiber *f);

@@ -41,6 +41,8 @@ static int64_t coarse_now(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+#define BACKTRACES_MAX 1000 /* parked fibers whose stacks a dump walks */
+
 /* One line for fiber f (id already read). */
 static void dump_fiber(int fd, struct sp_fiber *f, uint64_t id) {
   uint32_t st = LOAD(&f->state);
@@ -67,7 +69,8 @@ static void dump_fiber(int fd, struct sp_fiber *f, uint64_t id) {
 /* Every fiber not finished (or all with DONE ones too). Returns the count.
  * Locks: fpool_lock. */
 static int dump_fibers(int fd, struct sp_runtime *rt, bool with_done) {
-  int n = 0;
+  int n = 0, traced = 0;
+  void *sym = NULL; /* backtrace_linux.c: opened at the first parked fiber */
   SP_MLOCK(&rt->fpool_lock, RANK_POOL);
   for (size_t s = 0; s < rt->nfslabs; s++) {
     struct sp_fiber *slab = rt->fslabs[s];
@@ -76,9 +79,17 @@ static int dump_fibers(int fd, struct sp_runtime *rt, bool with_done) {
       if (!id || (!with_done && LOAD(&slab[i].state) == F_DONE)) continue;
       dump_fiber(fd, &slab[i], id);
       n++;
+      if (LOAD(&slab[i].state) != F_PARKED) continue;
+      if (traced++ == BACKTRACES_MAX) {
+        dprintf(fd, "    (no more backtraces: the first %d parked fibers have them)\n", BACKTRACES_MAX);
+      } else if (traced <= BACKTRACES_MAX) {
+        if (!sym) sym = sp__bt_open();
+        sp__bt_fiber(sym, fd, &slab[i]);
+      }
     }
   }
   SP_MUNLOCK(&rt->fpool_lock, RANK_POOL);
+  sp__bt_close(sym);
   return n;
 }
 

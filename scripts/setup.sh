@@ -11,6 +11,8 @@ PKGS=(
   clang llvm           # clang 14 config and llvm-symbolizer for sanitizer reports
   liburing-dev         # io_uring
   libboost-context-dev # make_fcontext / jump_fcontext
+  libdw-dev            # elfutils: symbolized fiber backtraces in dumps
+  libbz2-dev           # ... which a static libdw.a also needs
   googletest           # gtest sources, built by Bazel with our flags
   valgrind             # valgrind.h for --config=valgrind
   golang-go            # the Go twins of the benchmarks

@@ -74,6 +74,14 @@ TEST(DumpTest, ShowsWaitReasonsAndSpawnSites) {
             d.find("\"joiner\" parked: join fiber " + std::to_string(w.sleeper.id)))
       << d;
   EXPECT_NE(std::string::npos, d.find("spawned at tests/runtime/dump_test.cc:")) << d;
+  // parked fibers come with symbolized backtraces (backtrace_linux.c): the
+  // reader's passes through the channel code and back into this file
+  size_t at = d.find("\"reader\" parked");
+  size_t next = d.find("  fiber ", at + 1);
+  std::string rtrace = d.substr(at, next == std::string::npos ? std::string::npos : next - at);
+  EXPECT_NE(std::string::npos, rtrace.find(" (sync/chan.c:")) << rtrace;
+  EXPECT_NE(std::string::npos, rtrace.find("tests/runtime/dump_test.cc:")) << rtrace;
+  EXPECT_NE(std::string::npos, rtrace.find("      #0 0x")) << rtrace;
   EXPECT_NE(std::string::npos, d.find("2 workers, 4 fibers live")) << d;
   EXPECT_NE(std::string::npos, d.find("  worker 1: ")) << d;
   // it reports how long they have waited (the coarse clock ticks every few ms)
