@@ -227,6 +227,10 @@ struct sp_runtime {
 
   int64_t vnow; /* atomic: the virtual clock (cfg.virtual_time; sched.c S6) */
 
+  /* debug mode: objects made by its fibers and not yet freed (track.h) */
+  sp__lock_t tracked_lk;
+  struct sp__tracked *tracked;
+
   /* fiber-local storage keys */
   int nkeys; /* atomic */
   void (*key_dtor[SP_KEYS_MAX])(void *);

@@ -31,6 +31,7 @@
 #include "io/poll.h"
 #include "runtime/core.h"
 #include "runtime/park.h"
+#include "runtime/track.h"
 #include "runtime/lockrank.h"
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
@@ -302,6 +303,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
   sp_monitor_stop(rt);
   if (rt->cfg.debug) {
     sp__report_unjoined(rt);
+    sp__report_tracked(rt);
     sp__census_print(rt);
   }
   if (rt->cfg.dump_on_sigquit) sp__sigquit_disable();

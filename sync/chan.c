@@ -26,7 +26,11 @@
 #include "runtime/core.h"
 #include "sync/chan_impl.h"
 
-int sp_chan_make(sp_chan_t **out, size_t elem_size, size_t cap) {
+int(sp_chan_make)(sp_chan_t **out, size_t elem_size, size_t cap) {
+  return sp_chan_make_at(out, elem_size, cap, NULL, 0);
+}
+
+int sp_chan_make_at(sp_chan_t **out, size_t elem_size, size_t cap, const char *file, int line) {
   if (!out) return -EINVAL;
   *out = NULL;
   if (elem_size && cap > SIZE_MAX / elem_size) return -EINVAL;
@@ -42,6 +46,7 @@ int sp_chan_make(sp_chan_t **out, size_t elem_size, size_t cap) {
   }
   c->esz = elem_size;
   c->cap = cap;
+  sp__track(&c->tracked, "channel", file, line);
   *out = c;
   return 0;
 }
@@ -55,6 +60,7 @@ int sp_chan_free(sp_chan_t *c) {
     sp__debugf(NULL, "chan %p: free refused, fibers or threads are blocked on it", (void *)c);
     return -EBUSY;
   }
+  sp__untrack(&c->tracked);
   free(c->buf);
   free(c);
   return 0;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "runtime/lock.h"
+#include "runtime/track.h"
 #include "sync/sp_sync.h"
 #include "sync/waitq.h"
 
@@ -23,6 +24,7 @@ struct sp_chan {
   size_t esz, cap;
   char *buf;
   int closed;
+  sp__tracked_t tracked; /* debug mode: reported if never freed */
 } __attribute__((aligned(64)));
 
 /* Try to complete a send / receive without waiting, skipping waiters of

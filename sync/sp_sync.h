@@ -32,6 +32,11 @@ typedef struct sp_chan sp_chan_t;
  * receiver took the value). Returns 0, -EINVAL (out NULL, sizes overflow),
  * -ENOMEM. */
 SP_API int sp_chan_make(sp_chan_t **out, size_t elem_size, size_t cap);
+/* The same, recording where (debug mode reports channels never freed when
+ * their runtime is destroyed, with this site). The macro passes the site. */
+SP_API int sp_chan_make_at(sp_chan_t **out, size_t elem_size, size_t cap, const char *file,
+                           int line);
+#define sp_chan_make(out, elem_size, cap) sp_chan_make_at((out), (elem_size), (cap), __FILE__, __LINE__)
 
 /* Frees ch. Returns 0, -EINVAL (NULL), -EBUSY (fibers or threads are
  * blocked on it: it is not freed). */

@@ -71,6 +71,32 @@ TEST(DebugTest, NeverJoinedFibersAreListedAtDestroy) {
       << "only the forgotten one: " << err;
 }
 
+// Channels a debug-mode runtime's fibers made and never freed are listed at
+// destroy with where they were made; freed ones are not.
+TEST(DebugTest, NeverFreedChannelsAreListedAtDestroy) {
+  testing::internal::CaptureStderr();
+  sp_runtime_t *rt = DebugRt(0);
+  static sp_chan_t *leaked;
+  static int line;
+  sp_fiber_t f;
+  ASSERT_EQ(0, sp_spawn(rt, &f, [](void *) -> void * {
+    sp_chan_t *freed;
+    EXPECT_EQ(0, sp_chan_make(&freed, 8, 4));
+    EXPECT_EQ(0, sp_chan_free(freed));
+    line = __LINE__ + 1;
+    EXPECT_EQ(0, sp_chan_make(&leaked, 0, 0));  // the line reported
+    return nullptr;
+  }, nullptr, nullptr));
+  ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_runtime_destroy(rt));
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(std::string::npos, err.find("was never freed")) << err;
+  EXPECT_NE(std::string::npos, err.find("at tests/runtime/debug_test.cc:" + std::to_string(line) + " "))
+      << err;
+  EXPECT_EQ(std::string::npos, err.find("never freed", err.find("never freed") + 1)) << err;
+  EXPECT_EQ(0, sp_chan_free(leaked));  // still freeable after its runtime is gone
+}
+
 // Mutex misuse in debug mode: a recursive lock is refused and an unlock by
 // a fiber that does not hold the mutex is reported, both naming the fiber.
 TEST(DebugTest, MutexMisuseNamesTheFiber) {
