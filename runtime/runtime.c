@@ -56,7 +56,7 @@ const char *sp_strerror(int code) {
   case 0: return "success";
   case -ETIMEDOUT: return "deadline passed";
   case -EAGAIN: return "would block";
-  case -ECANCELED: return "canceled (runtime shutting down)";
+  case -ECANCELED: return "canceled (context cancelled, or runtime shutting down)";
   case -EPIPE: return "channel closed";
   case -ESRCH: return "no such fiber (handle already joined)";
   case -EDEADLK: return "would deadlock";

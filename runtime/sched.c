@@ -563,6 +563,8 @@ void sp__workers_stop(struct sp_runtime *rt) {
   }
   for (int i = 0; i < rt->nworkers; i++) pthread_join(rt->workers[i].thread, NULL);
   /* only now: until every worker is joined, any of them may still wake
-   * another through its ring's eventfd */
+   * another through its ring's eventfd; and a thread of another runtime
+   * that readied one of rt's fibers may still be inside sp__enqueue (R3) */
+  while (LOAD(&rt->ext_wakers, ACQUIRE)) sched_yield();
   for (int i = 0; i < rt->nworkers; i++) sp__io_worker_fini(&rt->workers[i]);
 }

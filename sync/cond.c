@@ -14,6 +14,7 @@
 #include <errno.h>
 
 #include "runtime/core.h"
+#include "runtime/cancel.h"
 #include "runtime/lock.h"
 #include "sync/sp_sync.h"
 #include "sync/waitq.h"
@@ -50,7 +51,11 @@ int sp_cond_wait(sp_cond_t *cc, sp_mutex_t *m, int64_t deadline) {
     sp__waitq_remove(&c->q, &w);
     sp__unlock(&c->lk);
   }
-  sp_mutex_lock(m); /* V2 */
+  /* V2: the mutex is held again on return, even when the fiber's context
+   * was cancelled meanwhile (a cancelled relock would return unlocked) */
+  sp__cancel_t *scope = sp__cancel_bind(NULL);
+  sp_mutex_lock(m);
+  sp__cancel_bind(scope);
   return r;
 }
 

@@ -53,7 +53,7 @@ SP_API int sp_ctx_cancel(sp_ctx_t *ctx, int cause);
 SP_API void sp_ctx_release(sp_ctx_t *ctx);
 
 /* 0 while ctx is live; once cancelled, its cause (-ECANCELED, -ETIMEDOUT
- * for a deadline, or the code given to sp_ctx_cancel). */
+ * for a deadline, or the code given to sp_ctx_cancel); -EINVAL for NULL. */
 SP_API int sp_ctx_err(const sp_ctx_t *ctx);
 /* The deadline of ctx (the earliest along its ancestors), or SP_FOREVER. */
 SP_API int64_t sp_ctx_deadline(const sp_ctx_t *ctx);

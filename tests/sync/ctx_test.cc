@@ -102,6 +102,41 @@ TEST_P(CtxTest, CancelWakesEveryKindOfWait) {
   close(p[1]);
 }
 
+// A cancelled cond wait still returns with the mutex held (cond.c V2),
+// even when another fiber holds the mutex at that moment.
+TEST_P(CtxTest, CancelledCondWaitReturnsHoldingTheMutex) {
+  static sp_mutex_t m;
+  static sp_cond_t c;
+  static sp_ctx_t *ctx;
+  static std::atomic<int> waiting, holder_unlock, waiter_rc, waiter_unlock;
+  waiting = 0;
+  ASSERT_EQ(0, sp_ctx_with_cancel(nullptr, &ctx));
+  sp_fiber_t waiter, holder;
+  ASSERT_EQ(0, sp_spawn(rt_, &waiter, [](void *) -> void * {
+    sp_ctx_t *prev = sp_ctx_enter(ctx);
+    sp_mutex_lock(&m);
+    waiting = 1;
+    waiter_rc = sp_cond_wait(&c, &m, SP_FOREVER);
+    waiter_unlock = sp_mutex_unlock(&m);  // must own it
+    sp_ctx_leave(prev);
+    return nullptr;
+  }, nullptr, nullptr));
+  while (!waiting) usleep(1000);
+  ASSERT_EQ(0, sp_spawn(rt_, &holder, [](void *) -> void * {
+    sp_mutex_lock(&m);  // the waiter released it inside cond_wait
+    sp_ctx_cancel(ctx, 0);
+    sp_sleep_for(20 * kMs);  // the waiter must wait for us, cancelled or not
+    holder_unlock = sp_mutex_unlock(&m);
+    return nullptr;
+  }, nullptr, nullptr));
+  ASSERT_EQ(0, sp_join(holder, nullptr, sp_deadline_in(5000 * kMs)));
+  ASSERT_EQ(0, sp_join(waiter, nullptr, sp_deadline_in(5000 * kMs)));
+  EXPECT_EQ(-ECANCELED, waiter_rc.load());
+  EXPECT_EQ(0, holder_unlock.load());
+  EXPECT_EQ(0, waiter_unlock.load());
+  sp_ctx_release(ctx);
+}
+
 TEST_P(CtxTest, CancelledContextFailsCallsAtOnce) {
   sp_ctx_t *ctx;
   ASSERT_EQ(0, sp_ctx_with_cancel(nullptr, &ctx));
