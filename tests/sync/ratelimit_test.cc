@@ -1,0 +1,391 @@
+// ratelimit_test.cc: the token bucket (sync/ratelimit.c): burst and try,
+// throughput against the rate, FIFO order of fibers and threads, large
+// requests not overtaken, deadlines, and cancellation by a context.
+// Time bounds are one-sided where the limiter guarantees them (it never
+// grants early) and generous where the box may be slow (sanitizers, load).
+#include <errno.h>
+#include <math.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "sync/sp_ctx.h"
+#include "sync/sp_ratelimit.h"
+#include "tests/support/rt_fixture.h"
+#include "tests/support/scale.h"
+
+using sptest::RtTest;
+
+namespace {
+
+constexpr int64_t kMs = 1000000;
+constexpr int64_t kSlack = 2000 * kMs;  // how late a wake-up may be on a loaded box
+
+// Waits (this thread) until cond() holds; fails the test after 10 s.
+template <class F>
+bool Eventually(F cond) {
+  int64_t give_up = sp_now() + 10000 * kMs;
+  while (!cond()) {
+    if (sp_now() > give_up) return false;
+    usleep(500);
+  }
+  return true;
+}
+
+TEST(RateLimitTest, ArgumentsAndBurst) {
+  sp_ratelimit_t *rl = nullptr;
+  EXPECT_EQ(-EINVAL, sp_ratelimit_create(nullptr, 1, 1));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_create(&rl, 0, 1));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_create(&rl, -1, 1));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_create(&rl, NAN, 1));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_create(&rl, INFINITY, 1));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_create(&rl, 10, 0));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_create(&rl, 1e-9, 1000000)) << "refill takes for ever";
+  ASSERT_EQ(0, sp_ratelimit_create(&rl, 10, 5));
+  EXPECT_EQ(5, sp_ratelimit_tokens(rl)) << "starts full";
+  EXPECT_EQ(-EINVAL, sp_ratelimit_try(rl, 6));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_acquire(rl, 6, SP_FOREVER)) << "more than the burst never succeeds";
+  EXPECT_EQ(-EINVAL, sp_ratelimit_acquire(rl, -1, SP_FOREVER));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_acquire(nullptr, 1, SP_FOREVER));
+  EXPECT_EQ(0, sp_ratelimit_try(rl, 3));
+  EXPECT_EQ(0, sp_ratelimit_acquire(rl, 2, 0));
+  EXPECT_EQ(-EAGAIN, sp_ratelimit_try(rl, 1));
+  EXPECT_EQ(-EAGAIN, sp_ratelimit_acquire(rl, 1, 0)) << "deadline 0 is a try";
+  EXPECT_EQ(0, sp_ratelimit_acquire(rl, 0, 0)) << "nothing is always there";
+  EXPECT_EQ(0, sp_ratelimit_tokens(rl));
+  EXPECT_EQ(0, sp_ratelimit_waiting(rl));
+  EXPECT_EQ(0, sp_ratelimit_free(rl));
+  EXPECT_EQ(-EINVAL, sp_ratelimit_free(nullptr));
+}
+
+// A foreign thread waits (blocks) for a token: no sooner than the rate allows.
+TEST(RateLimitTest, ForeignThreadWaitsForTheRefill) {
+  sp_ratelimit_t *rl = nullptr;
+  ASSERT_EQ(0, sp_ratelimit_create(&rl, 50, 2));  // 20 ms per token
+  int64_t t0 = sp_now();
+  ASSERT_EQ(0, sp_ratelimit_try(rl, 2));
+  ASSERT_EQ(0, sp_ratelimit_acquire(rl, 2, SP_FOREVER));
+  int64_t took = sp_now() - t0;
+  EXPECT_GE(took, 40 * kMs) << "granted before the tokens were there";
+  EXPECT_LT(took, 40 * kMs + kSlack);
+  int64_t d = sp_deadline_in(15 * kMs);
+  EXPECT_EQ(-ETIMEDOUT, sp_ratelimit_acquire(rl, 1, d));
+  EXPECT_GE(sp_now(), d);
+  EXPECT_EQ(0, sp_ratelimit_free(rl));
+}
+
+class RateLimitRtTest : public RtTest {};
+
+// Fibers and a thread take tokens as fast as they can for 300 ms: the
+// grants never exceed burst + rate * elapsed (exact), and come close to it
+// (generous lower bound).
+TEST_P(RateLimitRtTest, ThroughputMatchesTheRate) {
+  struct Shared {
+    sp_ratelimit_t *rl;
+    int64_t stop;
+    std::atomic<long> grants{0}, errors{0};
+  } s;
+  const double rate = 200;
+  const int64_t burst = 10;
+  int64_t t0 = sp_now();  // before create: the bucket fills from then on
+  ASSERT_EQ(0, sp_ratelimit_create(&s.rl, rate, burst));
+  s.stop = t0 + 300 * kMs;
+  auto body = [](Shared *s) {
+    for (;;) {
+      int r = sp_ratelimit_acquire(s->rl, 1, s->stop);
+      if (r == -ETIMEDOUT) break;
+      if (r != 0) {
+        s->errors++;
+        break;
+      }
+      s->grants++;
+    }
+  };
+  static decltype(body) *bodyp;
+  bodyp = &body;
+  std::vector<sp_fiber_t> fs(8);
+  for (auto &f : fs)
+    ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *p) -> void * {
+                (*bodyp)(static_cast<Shared *>(p));
+                return nullptr;
+              }, &s, nullptr));
+  std::thread th([&] { body(&s); });
+  th.join();
+  for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  double elapsed = (double)(sp_now() - t0) / 1e9;
+  double expected = burst + rate * 0.3;  // 70
+  EXPECT_EQ(0, s.errors.load());
+  EXPECT_LE(s.grants.load(), (long)(burst + rate * elapsed) + 1) << "over the rate";
+  EXPECT_GE(s.grants.load(), (long)(expected * 0.5)) << "far under the rate";
+  EXPECT_EQ(0, sp_ratelimit_waiting(s.rl));
+  EXPECT_EQ(0, sp_ratelimit_free(s.rl));
+}
+
+// n tokens one by one at rate r with a burst of 1 take (n - 1) / r at least.
+TEST_P(RateLimitRtTest, FixedCountTakesItsTime) {
+  sp_ratelimit_t *rl = nullptr;
+  ASSERT_EQ(0, sp_ratelimit_create(&rl, 200, 1));  // 5 ms per token
+  RunInFiber([&] {
+    int64_t t0 = sp_now();
+    for (int i = 0; i < 40; i++) ASSERT_EQ(0, sp_ratelimit_acquire(rl, 1, SP_FOREVER));
+    int64_t took = sp_now() - t0;
+    EXPECT_GE(took, 39 * 5 * kMs);
+    EXPECT_LT(took, 39 * 5 * kMs + kSlack);
+  });
+  EXPECT_EQ(0, sp_ratelimit_free(rl));
+}
+
+// Waiters (fibers and one foreign thread) queued one after another are
+// served in that order.
+TEST_P(RateLimitRtTest, WaitersAreServedInArrivalOrder) {
+  struct Shared {
+    sp_ratelimit_t *rl;
+    std::atomic<int> pos{0}, done{0};
+    int order[8];
+  } s;
+  struct Arg {
+    Shared *s;
+    int id;
+  };
+  const int n = 8, thread_id = 3;
+  ASSERT_EQ(0, sp_ratelimit_create(&s.rl, 50, 1));  // 20 ms per token
+  int64_t t0 = sp_now();
+  ASSERT_EQ(0, sp_ratelimit_try(s.rl, 1));
+  auto body = [](Arg *a) {
+    // a deadline, so that a lost wake-up fails the test instead of hanging it
+    if (sp_ratelimit_acquire(a->s->rl, 1, sp_deadline_in(20000 * kMs)) == 0) a->s->order[a->s->pos++] = a->id;
+    a->s->done++;
+  };
+  static decltype(body) *bodyp;
+  bodyp = &body;
+  std::vector<Arg> args(n);
+  std::vector<sp_fiber_t> fs;
+  std::thread th;
+  for (int i = 0; i < n; i++) {
+    args[i] = {&s, i};
+    if (i == thread_id) {
+      th = std::thread([&, i] { body(&args[i]); });
+    } else {
+      fs.emplace_back();
+      ASSERT_EQ(0, sp_spawn(rt_, &fs.back(), [](void *p) -> void * {
+                  (*bodyp)(static_cast<Arg *>(p));
+                  return nullptr;
+                }, &args[i], nullptr));
+    }
+    // the next one arrives only once this one is in line (or served)
+    ASSERT_TRUE(Eventually([&] { return sp_ratelimit_waiting(s.rl) + s.done.load() >= i + 1; }));
+  }
+  th.join();
+  for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  ASSERT_EQ(n, s.pos.load());
+  for (int i = 0; i < n; i++) EXPECT_EQ(i, s.order[i]) << "served out of order at " << i;
+  EXPECT_GE(sp_now() - t0, n * 20 * kMs) << "more tokens than the rate gives";
+  EXPECT_EQ(0, sp_ratelimit_free(s.rl));
+}
+
+// A large request at the head is not overtaken by a small one behind it,
+// nor by try, although tokens for the small ones are there.
+TEST_P(RateLimitRtTest, LargeRequestIsNotOvertaken) {
+  struct Shared {
+    sp_ratelimit_t *rl;
+    std::atomic<int> pos{0};
+    int big = 0, small = 0;
+  } s;
+  ASSERT_EQ(0, sp_ratelimit_create(&s.rl, 100, 10));  // 10 ms per token
+  ASSERT_EQ(0, sp_ratelimit_try(s.rl, 10));
+  sp_fiber_t fb, fsm;
+  ASSERT_EQ(0, sp_spawn(rt_, &fb, [](void *p) -> void * {
+              auto *s = static_cast<Shared *>(p);
+              if (sp_ratelimit_acquire(s->rl, 10, SP_FOREVER) == 0) s->big = ++s->pos;
+              return nullptr;
+            }, &s, nullptr));
+  ASSERT_TRUE(Eventually([&] { return sp_ratelimit_waiting(s.rl) == 1; }));
+  ASSERT_EQ(0, sp_spawn(rt_, &fsm, [](void *p) -> void * {
+              auto *s = static_cast<Shared *>(p);
+              if (sp_ratelimit_acquire(s->rl, 1, SP_FOREVER) == 0) s->small = ++s->pos;
+              return nullptr;
+            }, &s, nullptr));
+  usleep(30000);  // 3+ tokens are there now, but the big request is first
+  if (s.pos.load() == 0) {
+    EXPECT_EQ(-EAGAIN, sp_ratelimit_try(s.rl, 1)) << "try jumped the queue";
+  }
+  ASSERT_EQ(0, sp_join(fb, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_join(fsm, nullptr, SP_FOREVER));
+  EXPECT_EQ(1, s.big);
+  EXPECT_EQ(2, s.small);
+  EXPECT_EQ(0, sp_ratelimit_free(s.rl));
+}
+
+// The head times out: it takes nothing, returns at (not before) its
+// deadline, and the waiter behind it is woken to take its turn at once.
+TEST_P(RateLimitRtTest, DeadlineTakesNothingAndPassesTheTurnOn) {
+  struct Shared {
+    sp_ratelimit_t *rl;
+    int64_t deadline;
+    int big_r = 1, small_r = 1;
+    int64_t big_at = 0, small_at = 0;
+  } s;
+  ASSERT_EQ(0, sp_ratelimit_create(&s.rl, 100, 10));  // 10 ms per token
+  ASSERT_EQ(0, sp_ratelimit_try(s.rl, 10));
+  int64_t t1 = sp_now();  // the bucket was empty at or before t1
+  s.deadline = t1 + 40 * kMs;  // 10 tokens need 100 ms
+  sp_fiber_t fb, fsm;
+  ASSERT_EQ(0, sp_spawn(rt_, &fb, [](void *p) -> void * {
+              auto *s = static_cast<Shared *>(p);
+              s->big_r = sp_ratelimit_acquire(s->rl, 10, s->deadline);
+              s->big_at = sp_now();
+              return nullptr;
+            }, &s, nullptr));
+  ASSERT_TRUE(Eventually([&] { return sp_ratelimit_waiting(s.rl) == 1; }));
+  ASSERT_EQ(0, sp_spawn(rt_, &fsm, [](void *p) -> void * {
+              auto *s = static_cast<Shared *>(p);
+              s->small_r = sp_ratelimit_acquire(s->rl, 2, sp_deadline_in(10000 * kMs));
+              s->small_at = sp_now();
+              return nullptr;
+            }, &s, nullptr));
+  ASSERT_EQ(0, sp_join(fb, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_join(fsm, nullptr, SP_FOREVER));
+  EXPECT_EQ(-ETIMEDOUT, s.big_r);
+  EXPECT_GE(s.big_at, s.deadline) << "gave up before the deadline";
+  EXPECT_LT(s.big_at, s.deadline + kSlack);
+  EXPECT_EQ(0, s.small_r) << "the waiter behind the timed-out head was not served";
+  EXPECT_LT(s.small_at - s.big_at, kSlack) << "the waiter behind slept past its turn";
+  // the big request took nothing: the bucket refilled since t1, minus 2
+  int64_t since = (sp_now() - t1) / (10 * kMs);
+  EXPECT_GE(sp_ratelimit_tokens(s.rl), std::min<int64_t>(10, since) - 2);
+  EXPECT_EQ(0, sp_ratelimit_free(s.rl));
+}
+
+// Many fibers and threads with small deadlines and mixed sizes: every call
+// ends (granted or timed out), nobody is left waiting, free succeeds.
+TEST_P(RateLimitRtTest, MixedStressLeavesNoWaiter) {
+  struct Shared {
+    sp_ratelimit_t *rl;
+    std::atomic<long> ok{0}, timedout{0}, bad{0};
+  } s;
+  ASSERT_EQ(0, sp_ratelimit_create(&s.rl, 2000, 8));
+  auto body = [](Shared *s, unsigned seed) {
+    for (int i = 0; i < 40; i++) {
+      seed = seed * 1103515245u + 12345u;
+      int64_t n = 1 + (seed >> 16) % 8;
+      int r = sp_ratelimit_acquire(s->rl, n, sp_deadline_in(((seed >> 8) % 5) * kMs));
+      if (r == 0) s->ok++;
+      else if (r == -ETIMEDOUT || r == -EAGAIN) s->timedout++;
+      else s->bad++;
+    }
+  };
+  static decltype(body) *bodyp;
+  bodyp = &body;
+  std::vector<sp_fiber_t> fs(sptest::ScaledLive(32));
+  for (auto &f : fs)
+    ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *p) -> void * {
+                (*bodyp)(static_cast<Shared *>(p), (unsigned)sp_fiber_id());
+                return nullptr;
+              }, &s, nullptr));
+  std::thread th([&] { body(&s, 77); });
+  th.join();
+  for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  EXPECT_EQ(0, s.bad.load());
+  EXPECT_GT(s.ok.load(), 0);
+  EXPECT_EQ(0, sp_ratelimit_waiting(s.rl));
+  EXPECT_EQ(0, sp_ratelimit_free(s.rl));
+}
+
+TEST_P(RateLimitRtTest, FreeWithAWaiterIsRefused) {
+  sp_ratelimit_t *rl = nullptr;
+  ASSERT_EQ(0, sp_ratelimit_create(&rl, 4, 1));  // 250 ms per token
+  ASSERT_EQ(0, sp_ratelimit_try(rl, 1));
+  sp_fiber_t f;
+  ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *p) -> void * {
+              return (void *)(intptr_t)sp_ratelimit_acquire(static_cast<sp_ratelimit_t *>(p), 1, SP_FOREVER);
+            }, rl, nullptr));
+  ASSERT_TRUE(Eventually([&] { return sp_ratelimit_waiting(rl) == 1; }));
+  EXPECT_EQ(-EBUSY, sp_ratelimit_free(rl));
+  void *r;
+  ASSERT_EQ(0, sp_join(f, &r, SP_FOREVER));
+  EXPECT_EQ(0, (int)(intptr_t)r);
+  EXPECT_EQ(0, sp_ratelimit_free(rl));
+}
+
+// ---- cancellation by the bound context (sync/sp_ctx.h) ----
+
+// A waiter whose context is cancelled returns -ECANCELED promptly, takes
+// nothing, and the waiter behind it gets its turn.
+TEST_P(RateLimitRtTest, CancelledContextEndsTheWait) {
+  struct Shared {
+    sp_ratelimit_t *rl;
+    sp_ctx_t *ctx;
+    int r = 1, behind_r = 1;
+    int64_t at = 0;
+  } s;
+  ASSERT_EQ(0, sp_ratelimit_create(&s.rl, 10, 10));  // 100 ms per token
+  ASSERT_EQ(0, sp_ratelimit_try(s.rl, 10));
+  ASSERT_EQ(0, sp_ctx_with_cancel(nullptr, &s.ctx));
+  sp_fiber_t f, g;
+  ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *p) -> void * {
+              auto *s = static_cast<Shared *>(p);
+              sp_ctx_t *prev = sp_ctx_enter(s->ctx);
+              s->r = sp_ratelimit_acquire(s->rl, 10, SP_FOREVER);  // would take 1 s
+              s->at = sp_now();
+              sp_ctx_leave(prev);
+              return nullptr;
+            }, &s, nullptr));
+  ASSERT_TRUE(Eventually([&] { return sp_ratelimit_waiting(s.rl) == 1; }));
+  ASSERT_EQ(0, sp_spawn(rt_, &g, [](void *p) -> void * {
+              auto *s = static_cast<Shared *>(p);
+              s->behind_r = sp_ratelimit_acquire(s->rl, 1, sp_deadline_in(10000 * kMs));
+              return nullptr;
+            }, &s, nullptr));
+  ASSERT_TRUE(Eventually([&] { return sp_ratelimit_waiting(s.rl) == 2; }));
+  int64_t cancelled_at = sp_now();
+  ASSERT_EQ(0, sp_ctx_cancel(s.ctx, 0));
+  ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  ASSERT_EQ(0, sp_join(g, nullptr, SP_FOREVER));
+  EXPECT_EQ(-ECANCELED, s.r);
+  EXPECT_LT(s.at - cancelled_at, kSlack) << "not woken by the cancel";
+  EXPECT_EQ(0, s.behind_r);
+  EXPECT_EQ(0, sp_ratelimit_waiting(s.rl));
+  sp_ctx_release(s.ctx);
+  EXPECT_EQ(0, sp_ratelimit_free(s.rl));
+}
+
+// A context's deadline ends the wait with -ETIMEDOUT; an already cancelled
+// context fails at once even with tokens in the bucket (which stay there).
+TEST_P(RateLimitRtTest, ContextDeadlineAndAlreadyCancelled) {
+  sp_ratelimit_t *rl = nullptr;
+  ASSERT_EQ(0, sp_ratelimit_create(&rl, 10, 5));
+  RunInFiber([&] {
+    ASSERT_EQ(0, sp_ratelimit_try(rl, 5));
+    sp_ctx_t *c;
+    ASSERT_EQ(0, sp_ctx_with_timeout(nullptr, 30 * kMs, &c));
+    sp_ctx_t *prev = sp_ctx_enter(c);
+    int64_t t0 = sp_now();
+    EXPECT_EQ(-ETIMEDOUT, sp_ratelimit_acquire(rl, 5, SP_FOREVER));
+    int64_t took = sp_now() - t0;
+    EXPECT_GE(took, 25 * kMs);
+    EXPECT_LT(took, kSlack);
+    sp_ctx_leave(prev);
+    sp_ctx_release(c);
+
+    sp_sleep_for(150 * kMs);  // a token or more is back
+    int64_t have = sp_ratelimit_tokens(rl);
+    ASSERT_GE(have, 1);
+    ASSERT_EQ(0, sp_ctx_with_cancel(nullptr, &c));
+    ASSERT_EQ(0, sp_ctx_cancel(c, 0));
+    prev = sp_ctx_enter(c);
+    EXPECT_EQ(-ECANCELED, sp_ratelimit_acquire(rl, 1, SP_FOREVER));
+    EXPECT_EQ(-ECANCELED, sp_ratelimit_acquire(rl, 0, SP_FOREVER));
+    sp_ctx_leave(prev);
+    sp_ctx_release(c);
+    EXPECT_GE(sp_ratelimit_tokens(rl), have) << "a cancelled acquire took tokens";
+  });
+  EXPECT_EQ(0, sp_ratelimit_waiting(rl));
+  EXPECT_EQ(0, sp_ratelimit_free(rl));
+}
+
+SP_INSTANTIATE_WORKERS(RateLimitRtTest);
+
+}  // namespace
