@@ -149,6 +149,7 @@ static void *poller(void *arg) {
 }
 
 static int wait_thread(int fd, short events, int64_t deadline) {
+  if (fd < 0) return -EBADF; /* poll(2) would ignore it and wait */
   for (;;) {
     int ms = -1;
     if (deadline == 0) {
@@ -170,6 +171,7 @@ int sp__fd_wait(struct sp_runtime *rt, int fd, short events, int64_t deadline, c
   sp__worker_t *self = sp__self();
   if (!self || !self->cur || deadline == 0) /* a try never blocks in poll(2) */
     return wait_thread(fd, events, deadline);
+  if (fd < 0) return -EBADF;
   struct sp__epoll *ep = epoll_of(rt);
   pdesc_t *d = ep ? desc(ep, fd, true) : NULL;
   if (!d) return fd < 0 ? -EBADF : -ENOMEM;
@@ -218,6 +220,12 @@ void sp__fd_forget(struct sp_runtime *rt, int fd) {
   }
   pthread_mutex_unlock(&d->lock);
 }
+
+static void forget_in(struct sp_runtime *rt, void *fd) {
+  if (__atomic_load_n(&rt->epoll, __ATOMIC_ACQUIRE)) sp__fd_forget(rt, (int)(intptr_t)fd);
+}
+
+void sp__fd_forget_all(int fd) { sp__each_runtime(forget_in, (void *)(intptr_t)fd); }
 
 void sp__epoll_fini(struct sp_runtime *rt) {
   struct sp__epoll *ep = rt->epoll;

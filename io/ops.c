@@ -31,6 +31,12 @@
 #include "io/poll.h"
 #include "io/sp_io.h"
 
+/* Longest transfer one call makes (Linux's MAX_RW_COUNT; an SQE's length
+ * is 32 bits): longer requests move this much, and the caller loops, as
+ * with read(2) itself. */
+#define RW_MAX ((size_t)0x7ffff000)
+static size_t clamp(size_t len) { return len > RW_MAX ? RW_MAX : len; }
+
 /* ---- the readiness path ------------------------------------------------- */
 
 static struct sp_runtime *self_rt(void) {
@@ -85,23 +91,46 @@ static ssize_t pooled(scall_t *c) {
   return rc < 0 ? rc : c->res;
 }
 
-/* read/write-like calls on any fd: try (if non-blocking), wait, call;
- * regular files go to the pool. */
+/* The call of c made without blocking (RWF_NOWAIT: pipes, sockets, and
+ * regular files whose data is cached): its result, -EAGAIN (would block)
+ * or -EOPNOTSUPP (this file cannot say). A write to a socket goes through
+ * sendmsg with MSG_NOSIGNAL, so a closed peer is -EPIPE on any thread. */
+static ssize_t nowait_call(scall_t *c) {
+  struct iovec one = {c->buf, c->len};
+  const struct iovec *iov = &one;
+  int n = 1;
+  if (c->op == SC_READV || c->op == SC_WRITEV) {
+    iov = c->buf;
+    n = (int)c->len;
+  }
+  bool write = c->op == SC_WRITE || c->op == SC_PWRITE || c->op == SC_WRITEV;
+  off_t off = c->op == SC_PREAD || c->op == SC_PWRITE ? c->off : -1;
+  ssize_t r;
+  if (write && off == -1) {
+    struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+    r = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r >= 0 || errno != ENOTSOCK) return r < 0 ? -errno : r;
+  }
+  r = write ? pwritev2(c->fd, iov, n, off, RWF_NOWAIT) : preadv2(c->fd, iov, n, off, RWF_NOWAIT);
+  return r < 0 ? -errno : r;
+}
+
+/* read/write-like calls on any fd (readiness path, O1): try without
+ * blocking, wait for readiness, try again. Never a blocking call on a
+ * worker: a descriptor that cannot be asked without blocking, or a
+ * regular file whose data is not cached, goes to the pool. */
 static ssize_t ready_rw(scall_t *c, short events, int64_t deadline, const char *what) {
-  bool nb = nonblocking(c->fd);
   for (;;) {
-    if (nb) {
-      run_scall(c);
-      if (c->res != -EAGAIN) return c->res;
-    }
-    int r = sp__fd_wait(self_rt(), c->fd, events, deadline, what);
-    if (r == -EPERM) return pooled(c); /* not pollable: a regular file */
-    if (r < 0) return r;
-    if (r & POLLNVAL) return -EBADF;
-    if (!nb) {
-      run_scall(c);
-      if (c->res != -EAGAIN) return c->res;
-    }
+    ssize_t r = nowait_call(c);
+    if (r == -EINTR) continue;
+    if (r == -EOPNOTSUPP) return pooled(c);
+    if (r != -EAGAIN) return r;
+    struct sp_runtime *rt = self_rt();
+    int w = sp__fd_wait(rt, c->fd, events, deadline, what);
+    if (w == -EPERM) return pooled(c); /* a regular file: it reads from disk */
+    if (w < 0) return w;
+    if (w & POLLNVAL) return -EBADF;
+    if (!rt) return pooled(c); /* a foreign thread may block: ready, so call */
   }
 }
 
@@ -155,6 +184,7 @@ static int ring_poll(sp__worker_t *w, int fd, short events, int64_t deadline, co
 /* ---- files and any fd ------------------------------------------------------ */
 
 ssize_t sp_read(int fd, void *buf, size_t len, int64_t deadline) {
+  len = clamp(len);
   sp__worker_t *w = sp__uring_self();
   if (w) RING_OP(w, fd, POLLIN, deadline, "io read", io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)-1));
   scall_t c = {.op = SC_READ, .fd = fd, .buf = buf, .len = len};
@@ -162,6 +192,7 @@ ssize_t sp_read(int fd, void *buf, size_t len, int64_t deadline) {
 }
 
 ssize_t sp_write(int fd, const void *buf, size_t len, int64_t deadline) {
+  len = clamp(len);
   sp__worker_t *w = sp__uring_self();
   if (w) RING_OP(w, fd, POLLOUT, deadline, "io write", io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)-1));
   scall_t c = {.op = SC_WRITE, .fd = fd, .buf = (void *)buf, .len = len};
@@ -169,6 +200,7 @@ ssize_t sp_write(int fd, const void *buf, size_t len, int64_t deadline) {
 }
 
 ssize_t sp_pread(int fd, void *buf, size_t len, off_t off, int64_t deadline) {
+  len = clamp(len);
   if (off < 0) return -EINVAL;
   sp__worker_t *w = sp__uring_self();
   if (w) RING_OP(w, fd, POLLIN, deadline, "io pread", io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)off));
@@ -177,6 +209,7 @@ ssize_t sp_pread(int fd, void *buf, size_t len, off_t off, int64_t deadline) {
 }
 
 ssize_t sp_pwrite(int fd, const void *buf, size_t len, off_t off, int64_t deadline) {
+  len = clamp(len);
   if (off < 0) return -EINVAL;
   sp__worker_t *w = sp__uring_self();
   if (w) RING_OP(w, fd, POLLOUT, deadline, "io pwrite", io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)off));
@@ -215,12 +248,13 @@ int sp_open(const char *path, int flags, mode_t mode) {
 
 int sp_close(int fd) {
   if (fd < 0) return -EBADF;
+  /* first the epoll waiters on fd, in any runtime: they return -EBADF
+   * without touching fd again; then io_uring operations, which hold the
+   * socket open: shutting it down ends them (end of file, -EINVAL) */
+  sp__fd_forget_all(fd);
   int type;
   socklen_t tl = sizeof type;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0)
-    shutdown(fd, SHUT_RDWR); /* releases fibers blocked on it (sp_io.h) */
-  sp__worker_t *self = sp__self();
-  if (self) sp__fd_forget(self->rt, fd); /* epoll waiters on this fd */
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0) shutdown(fd, SHUT_RDWR);
   /* close(2) itself, not a ring operation: it is quick, and a close must
    * not be cancellable halfway */
   return close(fd) < 0 && errno != EINTR ? -errno : 0; /* EINTR: closed anyway */
@@ -360,7 +394,7 @@ int sp_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t d
   if (!(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
   int rc = connect(fd, addr, addrlen) == 0 ? 0 : -errno;
   if (rc == -EINPROGRESS || rc == -EAGAIN) {
-    rc = sp__fd_wait(self_rt(), fd, POLLOUT, deadline == 0 ? SP_FOREVER : deadline, "io connect");
+    rc = sp__fd_wait(self_rt(), fd, POLLOUT, deadline, "io connect"); /* 0: -EAGAIN */
     if (rc >= 0) {
       int err = 0;
       socklen_t el = sizeof err;
@@ -372,12 +406,14 @@ int sp_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t d
 }
 
 ssize_t sp_recv(int fd, void *buf, size_t len, int flags, int64_t deadline) {
+  len = clamp(len);
   sp__worker_t *w = sp__uring_self();
   if (w) RING_OP(w, fd, POLLIN, deadline, "io recv", io_uring_prep_recv(sqe, fd, buf, len, flags));
   return ready_sock(SK_RECV, fd, buf, len, flags, deadline);
 }
 
 ssize_t sp_send(int fd, const void *buf, size_t len, int flags, int64_t deadline) {
+  len = clamp(len);
   flags |= MSG_NOSIGNAL;
   sp__worker_t *w = sp__uring_self();
   if (w) RING_OP(w, fd, POLLOUT, deadline, "io send", io_uring_prep_send(sqe, fd, buf, len, flags));

@@ -100,8 +100,10 @@ int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
  * (deadline 0), -EPERM (fd cannot be polled: a regular file), -EBADF.
  * From a foreign thread: poll(2). Switches: yes. */
 int sp__fd_wait(struct sp_runtime *rt, int fd, short events, int64_t deadline, const char *what);
-/* Releases fibers waiting on fd in the epoll set (before it is closed). */
+/* Releases fibers waiting on fd in rt's epoll set (before it is closed);
+ * _all: in every runtime's. Runs on: any thread. */
 void sp__fd_forget(struct sp_runtime *rt, int fd);
+void sp__fd_forget_all(int fd);
 
 /* Blocking pool (blocking.c): runs fn(arg) on a helper thread of rt while
  * the calling fiber parks. Returns 0 or -EAGAIN. */

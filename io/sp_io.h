@@ -17,7 +17,8 @@
  * buffers (a cancelled io_uring operation is waited for), and bytes that
  * were transferred are reported, never dropped.
  * All functions: Suspends: yes (a fiber parks; a foreign thread blocks),
- * except where noted.
+ * except where noted. One call moves at most 0x7ffff000 bytes (Linux's
+ * limit for read(2)); sp_read_exact/sp_write_all loop past it.
  */
 #ifndef SP_IO_H
 #define SP_IO_H
@@ -56,9 +57,11 @@ SP_API ssize_t sp_readv(int fd, const struct iovec *iov, int iovcnt, int64_t dea
 SP_API ssize_t sp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
 /* open(2) relative to the current directory; returns the fd. */
 SP_API int sp_open(const char *path, int flags, mode_t mode);
-/* Closes fd. Fibers blocked on the socket fd in sp_recv/sp_read/sp_accept
- * are released first (the socket is shut down: reads see end of file,
- * accept fails), as closing a connection in Go unblocks its readers. */
+/* Closes fd. Fibers blocked on fd in sp_recv/sp_read/sp_accept/... are
+ * released first, as closing a connection in Go unblocks its readers:
+ * they return end of file (0) or an error (-EBADF, -EINVAL for accept).
+ * A socket is shut down for that, so dup'ed copies of it see the
+ * connection end too (close those with close(2)). */
 SP_API int sp_close(int fd);
 SP_API int sp_fsync(int fd);
 /* statx(2); returns 0. */
@@ -96,7 +99,7 @@ enum { SP_LISTEN_REUSEPORT = 1 };
 
 /* Listens on addr: "host:port", "[v6addr]:port", ":port" (every IPv4 and
  * IPv6 address), "port" alone, or "unix:/path" (a stale socket file is
- * replaced). Host names are resolved through sp_blocking. backlog <= 0
+ * replaced; one a server listens on gives -EADDRINUSE). Host names are resolved through sp_blocking. backlog <= 0
  * means SOMAXCONN. Returns the listening fd. */
 SP_API int sp_listen(const char *addr, int backlog, int flags);
 /* Connects to addr (forms as for sp_listen; "unix:/path"), trying each

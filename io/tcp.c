@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,24 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len) {
   return 0;
 }
 
+/* Whether a live socket is bound to path: /proc/net/unix lists each bound
+ * Unix socket with its path last (connecting to find out would queue a
+ * connection on a live server). Unknown (no /proc) counts as bound. */
+static bool unix_path_bound(const char *path) {
+  FILE *f = fopen("/proc/net/unix", "re");
+  if (!f) return true;
+  char line[512];
+  bool bound = false;
+  size_t n = strlen(path);
+  while (!bound && fgets(line, sizeof line, f)) {
+    size_t l = strcspn(line, "\n");
+    line[l] = 0;
+    bound = l > n && line[l - n - 1] == ' ' && strcmp(line + l - n, path) == 0;
+  }
+  fclose(f);
+  return bound;
+}
+
 static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int flags) {
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
@@ -143,7 +162,10 @@ int sp_listen(const char *addr, int backlog, int flags) {
     int rc = unix_addr(addr + 5, &sa, &len);
     if (rc < 0) return rc;
     struct stat st;
-    if (stat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(sa.sun_path); /* stale */
+    /* a socket file no socket is bound to is stale: replace it; a live one
+     * belongs to a running server, and bind(2) says -EADDRINUSE */
+    if (stat(sa.sun_path, &st) == 0 && S_ISSOCK(st.st_mode) && !unix_path_bound(sa.sun_path))
+      unlink(sa.sun_path);
     return listen_on((struct sockaddr *)&sa, len, backlog, flags);
   }
   struct addrinfo *res;

@@ -307,6 +307,8 @@ uint64_t sp__deadlock_activity(struct sp_runtime *rt);
 void sp__deadlock_report(struct sp_runtime *rt);  /* an idle worker, once confirmed */
 void sp__wake_idle(struct sp_runtime *rt);        /* sched.c: wake one sleeping worker */
 void sp__dump_all(int fd);                        /* deadlock.c: dump every runtime */
+/* deadlock.c: calls fn on every live runtime, under the registry lock. */
+void sp__each_runtime(void (*fn)(struct sp_runtime *rt, void *arg), void *arg);
 /* sigquit_linux.c: SIGQUIT dumps every runtime (opt-in, reference counted). */
 int sp__sigquit_enable(void);
 void sp__sigquit_disable(void);

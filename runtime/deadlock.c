@@ -75,6 +75,12 @@ void sp__deadlock_unregister(struct sp_runtime *rt) {
   SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
 }
 
+void sp__each_runtime(void (*fn)(struct sp_runtime *rt, void *arg), void *arg) {
+  SP_MLOCK(&registry_lock, RANK_REGISTRY);
+  for (struct sp_runtime *r = registry; r; r = r->registry_next) fn(r, arg);
+  SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
+}
+
 void sp__dump_all(int fd) {
   SP_MLOCK(&registry_lock, RANK_REGISTRY);
   for (struct sp_runtime *r = registry; r; r = r->registry_next) sp_runtime_dump(r, fd);
