@@ -77,6 +77,23 @@ SP_API int sp_write_all(int fd, const void *buf, size_t len, int64_t deadline, s
  * ready events (POLLERR/POLLHUP included when they occur). */
 SP_API int sp_poll_fd(int fd, short events, int64_t deadline);
 
+/* Readiness as a channel, for sp_select beside channels, timers and
+ * sp_ctx_done: a watch sends the ready events of fd (an int, as sp_poll_fd
+ * returns them) on its channel each time a receiver takes them and fd is
+ * ready for `events` (level-triggered: it waits for readiness again after
+ * each value). Like any readiness report it can be stale by the time it is
+ * received (the watch looked before the previous value was acted on): make
+ * the call with deadline 0 and treat -EAGAIN as "not yet". A wait error
+ * (-EBADF...) is sent once as a negative value,
+ * and the channel is then closed. Create from a fiber (-EPERM elsewhere);
+ * a small fiber serves each watch until sp_watch_free, which stops it and
+ * frees the channel (from any thread). */
+typedef struct sp_chan sp_chan_t; /* sync/sp_sync.h */
+typedef struct sp_watch sp_watch_t;
+SP_API int sp_watch_fd(sp_watch_t **out, int fd, short events);
+SP_API sp_chan_t *sp_watch_chan(sp_watch_t *w);
+SP_API int sp_watch_free(sp_watch_t *w);
+
 /* ---- sockets ------------------------------------------------------------ */
 
 /* socket(2), always SOCK_CLOEXEC; returns the fd. Suspends: no. */

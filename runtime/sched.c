@@ -370,10 +370,14 @@ static int64_t earliest_timer(struct sp_runtime *rt) {
 /* S6: the last worker to go idle, with nothing runnable and no I/O in
  * flight, moves the virtual clock to the earliest timer. Returns whether
  * it did (the caller then runs the timers). Runs on: w, in the idle list. */
-static bool virtual_advance(struct sp_runtime *rt, int64_t next) {
+static bool virtual_advance(struct sp_runtime *rt) {
   if (LOAD(&rt->nidle, SEQ_CST) != rt->nworkers || LOAD(&rt->io_inflight, ACQUIRE) ||
       LOAD(&rt->inject_n, ACQUIRE))
     return false;
+  /* read only now: a worker that went idle after our own look may have
+   * armed an earlier timer first (a stale value would skip past it) */
+  int64_t next = earliest_timer(rt);
+  if (next == INT64_MAX) return false;
   int64_t cur = LOAD(&rt->vnow, ACQUIRE);
   while (cur < next &&
          !__atomic_compare_exchange_n(&rt->vnow, &cur, next, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
@@ -401,7 +405,7 @@ static bool idle(sp__worker_t *w) {
   bool visible = LOAD(&rt->stop, ACQUIRE) ||
                  work_visible(rt, w, deadline == INT64_MAX ? 0 : sp_now());
   if (rt->cfg.virtual_time) { /* S6: jump the clock, never sleep on it */
-    if (!visible && deadline != INT64_MAX) visible = virtual_advance(rt, deadline);
+    if (!visible && deadline != INT64_MAX) visible = virtual_advance(rt);
     deadline = INT64_MAX;
   }
   if (!visible && deadline == INT64_MAX && sp__deadlock_suspect(rt)) {

@@ -1,5 +1,8 @@
 // timer_test.cc: sleeping fibers and deadlines (runtime/timer.c), and the
-// timer heap itself.
+// timer heap itself. The sleep tests run twice: on real time (never early,
+// rarely very late, on a loaded box) and on virtual time (sched.c S6),
+// where a fiber wakes at exactly its deadline and timeouts of minutes or
+// hours cost no real time.
 #include <errno.h>
 
 #include <algorithm>
@@ -11,6 +14,7 @@
 #include "runtime/timer.h"
 #include "tests/support/rt_fixture.h"
 #include "tests/support/scale.h"
+#include "tests/support/spindle_gtest.h"
 
 using sptest::RtTest;
 
@@ -125,6 +129,216 @@ TEST_P(TimerTest, IdleRuntimeWakesForDeadline) {
 }
 
 SP_INSTANTIATE_WORKERS(TimerTest);
+
+// ---- on virtual time ----------------------------------------------------
+//
+// The clock of a virtual-time runtime moves only when every worker is idle,
+// and then straight to the earliest timer: on one worker each sleeper wakes
+// at exactly its deadline, in deadline order. Several workers promise less
+// (sched.c S6), so only bounds are asserted there. Deadlines are computed
+// and checked with sp_now() in the fibers: the test thread sees real time.
+
+constexpr int64_t kMs = 1000000, kSec = 1000 * kMs, kMin = 60 * kSec;
+
+class TimerVirtualTest : public spindle::testing::FiberTest {
+  void Configure(sp_config_t &c) override { c.virtual_time = 1; }
+};
+
+struct VSleeper {
+  std::mutex *mu;
+  std::vector<int> *woke;
+  int64_t deadline, woke_at;
+  int slot;
+};
+
+TEST_P(TimerVirtualTest, SleepersWakeAtTheirDeadlinesInOrder) {
+  const int n = 20;
+  std::mutex mu;
+  std::vector<int> woke;
+  std::vector<VSleeper> ss(n);
+  std::vector<int> slots(n);
+  for (int i = 0; i < n; i++) slots[i] = i;
+  std::shuffle(slots.begin(), slots.end(), std::mt19937(42));
+  RunFiber([&] {
+    int64_t base = sp_now() + kMs;  // slots 1 ms apart: only their order matters
+    std::vector<sp_fiber_t> fs(n);
+    for (int i = 0; i < n; i++) {
+      ss[i] = {&mu, &woke, base + slots[i] * kMs, 0, slots[i]};
+      ASSERT_EQ(0, sp_spawn(nullptr, &fs[i], [](void *arg) -> void * {
+                  auto *s = static_cast<VSleeper *>(arg);
+                  if (sp_sleep_until(s->deadline) != 0) return (void *)1;
+                  s->woke_at = sp_now();
+                  std::lock_guard<std::mutex> g(*s->mu);
+                  s->woke->push_back(s->slot);
+                  return nullptr;
+                }, &ss[i], nullptr));
+    }
+    for (auto &f : fs) {
+      void *r;
+      ASSERT_EQ(0, sp_join(f, &r, SP_FOREVER));
+      EXPECT_EQ(nullptr, r);
+    }
+  });
+  ASSERT_EQ((size_t)n, woke.size());
+  for (auto &s : ss) {
+    EXPECT_GE(s.woke_at, s.deadline) << "slot " << s.slot << " woke early";
+    if (workers() == 1) {
+      EXPECT_EQ(s.deadline, s.woke_at) << "slot " << s.slot;
+    }
+  }
+  if (workers() == 1) {
+    for (int i = 0; i < n; i++) EXPECT_EQ(i, woke[i]);
+  }
+}
+
+// Many fibers sleeping for random times of up to 20 s, a hundred per
+// instant: every one wakes exactly once, at its deadline (one worker) or
+// not before it (several), in well under a second of real time. (With
+// several workers each move of the clock waits until every worker thread
+// has gone idle, 0.1 to a few ms of real time on a loaded 2-core box:
+// hence few distinct instants.)
+TEST_P(TimerVirtualTest, ManySleepersWakeOnTime) {
+  const int n = (int)sptest::Scaled(5000);
+  struct Arg {
+    std::atomic<int> *early, *late, *done;
+    int64_t ns;
+  };
+  std::atomic<int> early{0}, late{0}, done{0};
+  std::vector<Arg> args(n);
+  std::mt19937 rng(7);
+  for (auto &a : args) a = {&early, &late, &done, (int64_t)(rng() % 50) * 400 * kMs + 1};
+  RunFiber([&] {
+    std::vector<sp_fiber_t> fs(n);
+    for (int i = 0; i < n; i++)
+      ASSERT_EQ(0, sp_spawn(nullptr, &fs[i], [](void *a) -> void * {
+                  auto *arg = static_cast<Arg *>(a);
+                  int64_t d = sp_deadline_in(arg->ns);
+                  sp_sleep_until(d);
+                  int64_t now = sp_now();
+                  if (now < d) arg->early->fetch_add(1);
+                  if (now > d) arg->late->fetch_add(1);
+                  arg->done->fetch_add(1);
+                  return nullptr;
+                }, &args[i], nullptr));
+    for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  });
+  EXPECT_EQ(n, done.load());
+  EXPECT_EQ(0, early.load());
+  if (workers() == 1) {
+    EXPECT_EQ(0, late.load()) << "woke after the deadline on one worker";
+  }
+}
+
+// A runtime whose only fiber sleeps an hour: the test thread's join (real
+// time) returns at once, and the fiber saw the hour pass.
+TEST_P(TimerVirtualTest, IdleRuntimeWakesForADeadlineAnHourOff) {
+  sp_fiber_t f;
+  ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *) -> void * {
+              int64_t t0 = sp_now();
+              sp_sleep_until(t0 + 60 * kMin);
+              return (void *)(intptr_t)((sp_now() - t0) / kSec);
+            }, nullptr, nullptr));
+  void *r;
+  ASSERT_EQ(0, sp_join(f, &r, sp_deadline_in(10 * kSec)));
+  if (workers() == 1) {
+    EXPECT_EQ(3600, (intptr_t)r);
+  } else {
+    EXPECT_GE((intptr_t)r, 3600);
+  }
+}
+
+SPINDLE_INSTANTIATE_WORKERS(TimerVirtualTest);
+
+// One worker, virtual time, seeded scheduling: exact times for every kind
+// of deadline, whatever interleaving the seed picks.
+class TimerSeededTest : public spindle::testing::SeededFiberTest {};
+
+// Timeouts of minutes on every blocking call that takes a deadline end at
+// exactly that deadline, and run at once.
+TEST_P(TimerSeededTest, TimeoutsOfMinutesEndExactlyAndAtOnce) {
+  int64_t real0 = sp_now();  // the test thread: real time
+  RunFiber([] {
+    int64_t t0 = sp_now();
+    EXPECT_EQ(0, sp_sleep_for(10 * kMin));
+    EXPECT_EQ(t0 + 10 * kMin, sp_now());
+
+    t0 = sp_now();
+    sp_fiber_t child;
+    ASSERT_EQ(0, sp_spawn(nullptr, &child, [](void *) -> void * {
+                sp_sleep_for(60 * kMin);
+                return (void *)(intptr_t)7;
+              }, nullptr, nullptr));
+    void *r = nullptr;
+    EXPECT_EQ(-ETIMEDOUT, sp_join(child, &r, t0 + 20 * kMin));
+    EXPECT_EQ(t0 + 20 * kMin, sp_now());
+    EXPECT_EQ(0, sp_join(child, &r, t0 + 90 * kMin));
+    EXPECT_EQ(7, (intptr_t)r);
+    EXPECT_EQ(t0 + 60 * kMin, sp_now()) << "the join returned when the child ended";
+
+    sp_chan_t *ch;
+    ASSERT_EQ(0, sp_chan_make(&ch, sizeof(int), 0));
+    t0 = sp_now();
+    int v = 0;
+    EXPECT_EQ(-ETIMEDOUT, sp_chan_recv(ch, &v, t0 + 45 * kMin));
+    EXPECT_EQ(t0 + 45 * kMin, sp_now());
+    EXPECT_EQ(-ETIMEDOUT, sp_chan_send(ch, &v, sp_deadline_in(3 * kMin)));
+    EXPECT_EQ(t0 + 48 * kMin, sp_now());
+    EXPECT_EQ(0, sp_chan_free(ch));
+
+    sp_mutex_t mu = {};
+    sp_cond_t cv = {};
+    ASSERT_EQ(0, sp_mutex_lock(&mu));
+    sp_fiber_t other;
+    ASSERT_EQ(0, sp_spawn(nullptr, &other, [](void *m) -> void * {
+                int64_t t = sp_now();
+                int rc = sp_mutex_lock_until(static_cast<sp_mutex_t *>(m), t + 5 * kMin);
+                return (void *)(intptr_t)(rc == -ETIMEDOUT && sp_now() == t + 5 * kMin);
+              }, &mu, nullptr));
+    ASSERT_EQ(0, sp_join(other, &r, SP_FOREVER));
+    EXPECT_EQ(1, (intptr_t)r) << "lock_until did not time out at exactly its deadline";
+    t0 = sp_now();
+    EXPECT_EQ(-ETIMEDOUT, sp_cond_wait(&cv, &mu, t0 + 2 * kMin));
+    EXPECT_EQ(t0 + 2 * kMin, sp_now());
+    EXPECT_EQ(0, sp_mutex_unlock(&mu));
+
+    sp_waitgroup_t wg = {};
+    sp_wg_add(&wg, 1);
+    t0 = sp_now();
+    EXPECT_EQ(-ETIMEDOUT, sp_wg_wait(&wg, t0 + 7 * kMin));
+    EXPECT_EQ(t0 + 7 * kMin, sp_now());
+    sp_wg_done(&wg);
+
+    sp_sema_t sem;
+    ASSERT_EQ(0, sp_sema_init(&sem, 1));
+    ASSERT_EQ(0, sp_sema_acquire(&sem, 1, 0));
+    t0 = sp_now();
+    EXPECT_EQ(-ETIMEDOUT, sp_sema_acquire(&sem, 1, t0 + 11 * kMin));
+    EXPECT_EQ(t0 + 11 * kMin, sp_now());
+    EXPECT_EQ(0, sp_sema_release(&sem, 1));
+  });
+  EXPECT_LT(sp_now() - real0, 10 * kSec) << "two hours of virtual time took real time";
+}
+
+// Deadlines already past (or now) return at once without moving the
+// clock; SP_FOREVER is not a sleep.
+TEST_P(TimerSeededTest, PastDeadlinesReturnAtOnce) {
+  RunFiber([] {
+    int64_t t0 = sp_now();
+    EXPECT_EQ(0, sp_sleep_until(t0 - kMin));
+    EXPECT_EQ(0, sp_sleep_until(t0));
+    EXPECT_EQ(0, sp_sleep_for(0));
+    EXPECT_EQ(-EINVAL, sp_sleep_until(SP_FOREVER));
+    sp_chan_t *ch;
+    ASSERT_EQ(0, sp_chan_make(&ch, 0, 0));
+    EXPECT_EQ(-ETIMEDOUT, sp_chan_recv(ch, nullptr, t0 - 1));
+    EXPECT_EQ(0, sp_chan_free(ch));
+    EXPECT_EQ(t0, sp_now()) << "the clock moved";
+    EXPECT_EQ(0, sp_sleep_for(1));
+    EXPECT_EQ(t0 + 1, sp_now()) << "a 1 ns sleep";
+  });
+}
+
+SPINDLE_INSTANTIATE_SEEDED(TimerSeededTest);
 
 // ---- the heap ----------------------------------------------------------
 
