@@ -1,0 +1,114 @@
+// backend_test.cc: sp_io_backend says which backend a runtime uses and why:
+// io_uring where the kernel allows it, epoll (with a reason naming
+// SPINDLE_IO) when SPINDLE_IO=epoll is set, as BUILD does for the _epoll
+// twin of every io test. Both backends then really move bytes.
+#include <linux/io_uring.h>
+
+#include <string>
+
+#include "tests/io/io_support.h"
+
+using namespace iotest;
+
+namespace {
+
+class BackendTest : public sptest::RtTest {};
+
+bool EpollForced() {
+  const char *e = getenv("SPINDLE_IO");
+  return e && strcmp(e, "epoll") == 0;
+}
+
+// Whether this process may set up an io_uring at all (the raw system call:
+// kernel.io_uring_disabled, seccomp and containers can refuse it).
+bool KernelAllowsUring(std::string *why) {
+  io_uring_params p;
+  memset(&p, 0, sizeof p);
+  long fd = syscall(__NR_io_uring_setup, 4, &p);
+  if (fd < 0) {
+    *why = std::string("io_uring_setup: ") + strerror(errno);
+    return false;
+  }
+  close((int)fd);
+  return true;
+}
+
+TEST_P(BackendTest, ReportsTheBackendAndWhy) {
+  std::string refused;
+  const bool uring_ok = KernelAllowsUring(&refused);
+  char why[256];
+  memset(why, 0x7F, sizeof why);
+  int b = sp_io_backend(rt_, why, sizeof why);
+  ASSERT_TRUE(b == SP_IO_URING || b == SP_IO_EPOLL) << b;
+  ASSERT_NE(nullptr, memchr(why, '\0', sizeof why)) << "why is not NUL-terminated";
+  EXPECT_GT(strlen(why), 0u) << "no reason given";
+  if (EpollForced()) {
+    EXPECT_EQ(SP_IO_EPOLL, b) << why;
+    EXPECT_NE(nullptr, strstr(why, "SPINDLE_IO")) << "reason: " << why;
+  } else if (uring_ok) {
+    EXPECT_EQ(SP_IO_URING, b) << "io_uring works here, yet: " << why;
+  } else {
+    EXPECT_EQ(SP_IO_EPOLL, b) << why;
+    printf("io_uring refused (%s); backend says: %s\n", refused.c_str(), why);
+  }
+  EXPECT_EQ(b, sp_io_backend(rt_, nullptr, 0)) << "why may be NULL";
+}
+
+TEST_P(BackendTest, ShortReasonBufferIsTruncatedNotOverrun) {
+  char why[16];
+  memset(why, 0x7F, sizeof why);
+  int b = sp_io_backend(rt_, why, 4);
+  ASSERT_GT(b, 0);
+  EXPECT_NE(nullptr, memchr(why, '\0', 4)) << "not terminated within len";
+  for (size_t i = 4; i < sizeof why; i++) EXPECT_EQ(0x7F, why[i]) << "wrote past len at " << i;
+  EXPECT_EQ(b, sp_io_backend(rt_, why, 1));
+  EXPECT_EQ('\0', why[0]);
+}
+
+TEST(BackendNoRuntimeTest, NullRuntimeIsEinval) {
+  char why[64];
+  EXPECT_EQ(-EINVAL, sp_io_backend(nullptr, why, sizeof why));
+}
+
+TEST(BackendNoRuntimeTest, EveryRuntimeAgrees) {
+  sp_runtime_t *a = sptest::NewRuntime(1), *b = sptest::NewRuntime(3);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(sp_io_backend(a, nullptr, 0), sp_io_backend(b, nullptr, 0));
+  EXPECT_EQ(0, sp_runtime_destroy(a));
+  EXPECT_EQ(0, sp_runtime_destroy(b));
+}
+
+// Whichever backend it is, bytes move: a pipe and a file, from every worker.
+TEST_P(BackendTest, BackendMovesBytes) {
+  std::string path = TmpPath("backend");
+  RunInFiber([&] {
+    int p[2];
+    ASSERT_EQ(0, pipe2(p, O_CLOEXEC));
+    int fd = sp_open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0) << sp_strerror(fd);
+    std::vector<sp_fiber_t> fs(2 * workers());
+    std::atomic<int> ok{0};
+    for (size_t i = 0; i < fs.size(); i++)
+      ASSERT_EQ(0, Spawn(nullptr, &fs[i], [&, i] {
+        uint8_t out[512], in[512];
+        FillPattern(out, sizeof out, 40 + i, 0);
+        ASSERT_EQ(512, sp_pwrite(fd, out, sizeof out, (off_t)(i * 512), SP_FOREVER));
+        ASSERT_EQ(512, sp_pread(fd, in, sizeof in, (off_t)(i * 512), SP_FOREVER));
+        ASSERT_EQ(0, memcmp(in, out, sizeof out));
+        ok++;
+      }));
+    for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+    EXPECT_EQ((int)fs.size(), ok.load());
+    ASSERT_EQ(3, sp_write(p[1], "abc", 3, SP_FOREVER));
+    char b[4];
+    ASSERT_EQ(3, sp_read(p[0], b, sizeof b, SP_FOREVER));
+    EXPECT_EQ(0, sp_close(fd));
+    close(p[0]);
+    close(p[1]);
+  });
+  unlink(path.c_str());
+}
+
+SP_INSTANTIATE_WORKERS(BackendTest);
+
+}  // namespace
