@@ -35,21 +35,32 @@ void sp__cancel_del(sp__cancel_t *c, sp__cnode_t *n) {
   sp__unlock(&c->lk);
 }
 
+#define FIRE_BATCH 64
+
 bool sp__cancel_fire(sp__cancel_t *c, int err) {
   sp__lock(&c->lk);
   if (c->err) {
     sp__unlock(&c->lk);
     return false;
   }
-  __atomic_store_n(&c->err, err, __ATOMIC_RELEASE); /* C2 */
-  while (c->head) {
-    sp__cnode_t *n = c->head;
-    unlink_node(c, n);
-    if (n->cancel) n->cancel(n, err); /* C1: done with n before unlocking */
-    else if (sp__park_claim(n->p)) sp__park_wake(n->p, err);
+  __atomic_store_n(&c->err, err, __ATOMIC_RELEASE); /* C2: the list only shrinks now */
+  for (;;) {
+    /* C3: claim a batch under the lock, wake it after: waking (queueing)
+     * is the costly part, and woken fibers unregister under this lock */
+    sp__parker_t *claimed[FIRE_BATCH];
+    int n = 0;
+    while (c->head && n < FIRE_BATCH) {
+      sp__cnode_t *node = c->head;
+      unlink_node(c, node);
+      if (node->cancel) node->cancel(node, err); /* C1: done with it under the lock */
+      else if (sp__park_claim(node->p)) claimed[n++] = node->p;
+    }
+    bool more = c->head != NULL;
+    sp__unlock(&c->lk);
+    for (int i = 0; i < n; i++) sp__park_wake(claimed[i], err);
+    if (!more) return true;
+    sp__lock(&c->lk);
   }
-  sp__unlock(&c->lk);
-  return true;
 }
 
 sp__cancel_t *sp__cancel_current(void) {

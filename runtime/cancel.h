@@ -16,10 +16,13 @@
  * Invariants:
  *   C1  A node is on its scope's list only while its waiter is blocked;
  *       both fire and the waiter unlink under the scope lock, and fire
- *       finishes with a node (wake or callback) before releasing the lock,
- *       so the waiter's frame outlives every use of its node.
+ *       reads a node (and calls its callback) only under the lock, so the
+ *       waiter's frame outlives every use of its node.
  *   C2  err goes from 0 to non-zero once, under the lock; a node is never
  *       added to a fired scope (sp__cancel_add returns the error instead).
+ *   C3  fire may wake a parker after releasing the lock only if it claimed
+ *       it under the lock: a claimed waiter cannot wake by other means, so
+ *       its frame (and parker) lives until that wake.
  */
 #ifndef SP_RUNTIME_CANCEL_H
 #define SP_RUNTIME_CANCEL_H

@@ -9,6 +9,11 @@
 #include "sync/sp_sync.h"
 #include "sync/sp_ctx.h"
 #include "sync/sp_time.h"
+#include "sync/sp_group.h"
+#include "sync/sp_breaker.h"
+#include "sync/sp_ratelimit.h"
+#include "sync/sp_retry.h"
+#include "sync/sp_pool.h"
 #include "io/sp_io.h"
 
 #endif /* SPINDLE_H */

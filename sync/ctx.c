@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "runtime/cancel.h"
 #include "runtime/lock.h"
@@ -44,7 +45,9 @@ typedef struct after {
 
 struct sp_ctx {
   sp__cancel_t sc; /* first: fibers bind &sc */
-  uint32_t refs;   /* atomic (X1) */
+  /* atomic (X1); a line of its own: every enter/leave touches it, while
+   * a canceller holds the scope lock beside it */
+  uint32_t refs __attribute__((aligned(64)));
   int background;
   struct sp_ctx *parent;
   sp__lock_t lk;                      /* X2 */
@@ -129,8 +132,9 @@ static int make(sp_ctx_t *parent, int64_t deadline, sp_ctx_t **out) {
   if (!out) return -EINVAL;
   *out = NULL;
   if (!parent) parent = &background;
-  sp_ctx_t *c = calloc(1, sizeof *c);
+  sp_ctx_t *c = aligned_alloc(64, sizeof *c); /* refs is cache-line aligned */
   if (!c) return -ENOMEM;
+  memset(c, 0, sizeof *c);
   c->refs = 1; /* the creator's */
   c->sc.expire = scope_expire;
   c->sc.unbound = scope_unbound;

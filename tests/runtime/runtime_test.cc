@@ -216,3 +216,30 @@ TEST(RuntimeTest, TimeHelpers) {
 }
 
 }  // namespace
+
+// A fiber of runtime A wakes a fiber of runtime B, which is then joined and
+// destroyed at once: B's teardown must wait for the waker to leave B (its
+// worker rings and eventfds are freed last; sched.c, workers_stop).
+TEST(RuntimeTeardown, DestroyWhileAnotherRuntimesFiberWakesOneOfOurs) {
+  sp_runtime_t *a = sptest::NewRuntime(2);
+  static sp_waitgroup_t wg;
+  const int rounds = (int)sptest::Scaled(100);
+  for (int i = 0; i < rounds; i++) {
+    sp_runtime_t *b = sptest::NewRuntime(2);
+    sp_wg_add(&wg, 1);
+    sp_fiber_t waiter, waker;
+    ASSERT_EQ(0, sp_spawn(b, &waiter, [](void *) -> void * {
+      sp_wg_wait(&wg, SP_FOREVER);
+      return nullptr;
+    }, nullptr, nullptr));
+    ASSERT_EQ(0, sp_spawn(a, &waker, [](void *) -> void * {
+      sp_sleep_for(100000);
+      sp_wg_done(&wg);
+      return nullptr;
+    }, nullptr, nullptr));
+    ASSERT_EQ(0, sp_join(waiter, nullptr, SP_FOREVER));
+    ASSERT_EQ(0, sp_runtime_destroy(b));  // the waker may still be inside b
+    ASSERT_EQ(0, sp_join(waker, nullptr, SP_FOREVER));
+  }
+  ASSERT_EQ(0, sp_runtime_destroy(a));
+}
