@@ -1,7 +1,8 @@
 /*
  * echo_server.c: a TCP echo server in Spindle, in Go's style: an accept
  * loop fiber and one small fiber per connection, written as plain
- * blocking code (each call parks only its fiber).
+ * blocking code (each call parks only its fiber); the accept loop, flags
+ * and the clean stop are in examples/server.c, shared with http_server.c.
  *
  * Prints "listening on PORT" (so --addr=127.0.0.1:0 works) and serves until
  * SIGINT or SIGTERM, or for --duration seconds; then it stops accepting,
@@ -12,169 +13,31 @@
  * Usage: echo_server [--addr=127.0.0.1:7000] [--workers=N] [--duration=S]
  */
 #include <errno.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 
+#include "examples/server.h"
 #include "runtime/spindle.h"
 
 #define BUF 4096
 
-/* A connection; on the list of open ones while its fiber serves it. */
 typedef struct conn {
-  struct conn *prev, *next;
-  int fd;
+  ex_conn_t base; /* first: examples/server.h */
   char buf[BUF];
 } conn_t;
 
-static sp_mutex_t conns_mu; /* guards conns */
-static conn_t conns = {&conns, &conns, -1, {0}};
-static atomic_int stopping;
-
-/* Puts c on the list of open connections (add) or takes it off. */
-static void conn_list(conn_t *c, int add) {
-  sp_mutex_lock(&conns_mu);
-  if (add) {
-    c->next = conns.next;
-    c->prev = &conns;
-    conns.next->prev = c;
-    conns.next = c;
-  } else {
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
-  }
-  sp_mutex_unlock(&conns_mu);
-}
-
-/* Echoes until end of file or an error, then leaves the list and closes. */
-static void *serve(void *arg) {
-  conn_t *c = arg;
+/* Echoes until end of file or an error. */
+static void serve(ex_conn_t *base) {
+  conn_t *c = (conn_t *)base;
   for (;;) {
-    ssize_t n = sp_recv(c->fd, c->buf, BUF, 0, SP_FOREVER);
-    int rc = n > 0 ? sp_write_all(c->fd, c->buf, (size_t)n, SP_FOREVER, NULL) : (int)n;
+    ssize_t n = sp_recv(base->fd, c->buf, BUF, 0, SP_FOREVER);
+    int rc = n > 0 ? sp_write_all(base->fd, c->buf, (size_t)n, SP_FOREVER, NULL) : (int)n;
     if (rc < 0 && rc != -ECONNRESET && rc != -EPIPE)
       fprintf(stderr, "echo_server: connection: %s\n", sp_strerror(rc));
-    if (n <= 0 || rc < 0) break;
-  }
-  conn_list(c, 0);
-  sp_close(c->fd);
-  free(c);
-  return NULL;
-}
-
-/* Accepts until the listener is closed; a detached fiber per connection. */
-static void *accept_loop(void *arg) {
-  int lfd = (int)(intptr_t)arg;
-  static const sp_spawn_opts_t opts = {"conn", SP_STACK_MIN, 1};
-  while (!atomic_load(&stopping)) {
-    int fd = sp_accept(lfd, NULL, NULL, SP_FOREVER);
-    if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM || fd == -ENOBUFS) {
-      fprintf(stderr, "echo_server: accept: %s; retrying\n", sp_strerror(fd));
-      sp_sleep_for(10 * 1000000); /* as Go does: wait for a connection to close */
-      continue;
-    }
-    if (fd == -ECONNABORTED) continue;
-    if (fd < 0) {
-      if (!atomic_load(&stopping)) fprintf(stderr, "echo_server: accept: %s\n", sp_strerror(fd));
-      break;
-    }
-    conn_t *c = malloc(sizeof *c);
-    int rc = -ENOMEM;
-    if (c) {
-      c->fd = fd;
-      conn_list(c, 1);
-      if ((rc = sp_spawn(NULL, NULL, serve, c, &opts)) < 0) conn_list(c, 0);
-    }
-    if (rc < 0) {
-      fprintf(stderr, "echo_server: connection dropped: %s\n", sp_strerror(rc));
-      sp_close(fd);
-      free(c);
-    }
-  }
-  return NULL;
-}
-
-/* If arg is <prefix><integer >= 0>, stores the integer and returns 1;
- * exits 2 on a malformed one. */
-static int int_flag(const char *arg, const char *prefix, long *out) {
-  size_t n = strlen(prefix);
-  if (strncmp(arg, prefix, n) != 0) return 0;
-  char *end;
-  errno = 0;
-  *out = strtol(arg + n, &end, 10);
-  if (errno || end == arg + n || *end || *out < 0) {
-    fprintf(stderr, "echo_server: bad number in '%s'\n", arg);
-    exit(2);
-  }
-  return 1;
-}
-
-/* Waits for SIGINT/SIGTERM (blocked in every thread) or the duration. */
-static void wait_for_stop(const sigset_t *sigs, long duration) {
-  if (duration <= 0) {
-    int sig;
-    sigwait(sigs, &sig);
-    return;
-  }
-  struct timespec ts = {duration, 0};
-  while (sigtimedwait(sigs, NULL, &ts) < 0 && errno == EINTR) {
+    if (n <= 0 || rc < 0) return;
   }
 }
 
 int main(int argc, char **argv) {
-  const char *addr = "127.0.0.1:7000";
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  long workers = 0, duration = 0;
-  for (int i = 1; i < argc; i++) {
-    if (strncmp(argv[i], "--addr=", 7) == 0) addr = argv[i] + 7;
-    else if (int_flag(argv[i], "--workers=", &workers)) cfg.workers = (int)workers;
-    else if (int_flag(argv[i], "--duration=", &duration)) continue;
-    else {
-      fprintf(stderr, "usage: %s [--addr=HOST:PORT] [--workers=N] [--duration=S]\n", argv[0]);
-      return 2;
-    }
-  }
-  /* Blocked before the runtime starts, so every worker inherits the mask
-   * and the signals wait for sigwait in main. */
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-  signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error code */
-
-  sp_runtime_t *rt;
-  int rc = sp_runtime_create(&rt, &cfg);
-  int lfd = rc < 0 ? rc : sp_listen(addr, 0, 0);
-  int port = lfd < 0 ? lfd : sp_local_port(lfd);
-  if (port < 0) {
-    fprintf(stderr, "echo_server: %s: %s\n", rc < 0 ? "runtime" : addr, sp_strerror(port));
-    return 1;
-  }
-  printf("listening on %d\n", port);
-  fflush(stdout);
-  sp_fiber_t acceptor;
-  rc = sp_spawn(rt, &acceptor, accept_loop, (void *)(intptr_t)lfd, NULL);
-  if (rc < 0) {
-    fprintf(stderr, "echo_server: spawn: %s\n", sp_strerror(rc));
-    return 1;
-  }
-  wait_for_stop(&sigs, duration);
-
-  atomic_store(&stopping, 1);
-  sp_close(lfd); /* releases the acceptor */
-  sp_join(acceptor, NULL, SP_FOREVER);
-  sp_mutex_lock(&conns_mu);
-  for (conn_t *c = conns.next; c != &conns; c = c->next)
-    sp_shutdown(c->fd, SHUT_RDWR); /* its fiber sees end of file */
-  sp_mutex_unlock(&conns_mu);
-  rc = sp_runtime_shutdown(rt, sp_deadline_in(2000000000LL));
-  if (rc == 0) rc = sp_runtime_destroy(rt);
-  if (rc < 0) fprintf(stderr, "echo_server: shutdown: %s\n", sp_strerror(rc));
-  return rc < 0;
+  static const ex_server_t s = {"echo_server", "127.0.0.1:7000", sizeof(conn_t), serve};
+  return ex_server_main(&s, argc, argv);
 }

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "examples/server.h"
 #include "runtime/spindle.h"
 
 #define HTTP_CAP 4096            /* longest HTTP response accepted */
@@ -233,19 +234,8 @@ static int is_loopback(const char *addr) {
   return strcmp(host, "localhost") == 0;
 }
 
-/* If arg is <prefix><integer >= 0>, stores the integer and returns 1;
- * exits 2 on a malformed one. */
 static int int_flag(const char *arg, const char *prefix, long *out) {
-  size_t n = strlen(prefix);
-  if (strncmp(arg, prefix, n) != 0) return 0;
-  char *end;
-  errno = 0;
-  *out = strtol(arg + n, &end, 10);
-  if (errno || end == arg + n || *end || *out < 0) {
-    fprintf(stderr, "loadgen: bad number in '%s'\n", arg);
-    exit(2);
-  }
-  return 1;
+  return ex_int_flag("loadgen", arg, prefix, out);
 }
 
 int main(int argc, char **argv) {

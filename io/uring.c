@@ -267,7 +267,9 @@ void sp__io_poll(sp__worker_t *w) {
     return;
   }
   if (!w->io_unsubmitted && !w->io_pending) return;
+  if (!w->io_unsubmitted && w->io_entered_tick == w->tick) return; /* just slept in it */
   w->io_unsubmitted = 0;
+  w->io_entered_tick = w->tick;
   io_uring_submit_and_get_events(&u->ring); /* DEFER_TASKRUN: runs task work */
   reap(w, u);
 }
@@ -283,8 +285,13 @@ int sp__io_idle_wait(sp__worker_t *w, int64_t deadline) {
     ts.tv_nsec = rel % 1000000000;
     tsp = &ts;
   }
+  if (__atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE)) {
+    serve_cancels(w, u); /* U5: may ready a fiber, then do not sleep */
+    if (!sp__runq_empty(w)) return 0;
+  }
   if (io_uring_cq_ready(&u->ring)) return 0;
   w->io_unsubmitted = 0;
+  w->io_entered_tick = w->tick;
   struct io_uring_cqe *cqe;
   int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
   return rc == -ETIME ? -ETIMEDOUT : 0;

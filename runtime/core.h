@@ -149,6 +149,7 @@ typedef struct sp__worker {
   struct sp__uring *uring;
   uint32_t io_unsubmitted;
   uint32_t io_pending;
+  uint32_t io_entered_tick; /* w->tick when it last entered its ring */
   /* cancellations of this ring's operations asked by other threads
    * (io/uring.c U5): a list under io_cancel_lk, and an atomic flag */
   sp__lock_t io_cancel_lk;

@@ -475,7 +475,10 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
     if (LOAD(&rt->stop, ACQUIRE)) return NULL;
     int64_t now = earliest_timer(rt) != INT64_MAX ? sp_now() : 0;
     if (now) sp__timer_run(&w->timers, now);
-    if (sp__io_pending(w)) sp__io_poll(w); /* submit the round's SQEs, reap */
+    /* a busy worker (fibers queued: the every-61-ticks visit) submits the
+     * round's SQEs and reaps here; one about to go idle leaves that to the
+     * spin rounds and to the sleep, which submits and waits in one call */
+    if (sp__io_pending(w) && !sp__runq_empty(w)) sp__io_poll(w);
     struct sp_fiber *f = NULL;
     if (w->tick % SP__GLOBAL_EVERY == 0) f = sp__inject_pop(rt, w);
     w->tick++;

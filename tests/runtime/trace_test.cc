@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -67,6 +68,18 @@ TEST(TraceTest, WritesChromeTraceEventJson) {
                 for (int i = 0; i < 10; i++) sp_yield();
                 return nullptr;
               }, nullptr, nullptr));
+  sp_fiber_t io;  // I/O on the ring (or the epoll fallback): submit and complete
+  ASSERT_EQ(0, sp_spawn(rt, &io, [](void *) -> void * {
+              int p[2];
+              if (pipe(p) != 0) return nullptr;
+              char ch = 'x';
+              sp_write(p[1], &ch, 1, SP_FOREVER);
+              sp_read(p[0], &ch, 1, SP_FOREVER);
+              close(p[0]);
+              close(p[1]);
+              return nullptr;
+            }, nullptr, nullptr));
+  ASSERT_EQ(0, sp_join(io, nullptr, SP_FOREVER));
   ASSERT_EQ(0, sp_join(a, nullptr, SP_FOREVER));
   ASSERT_EQ(0, sp_join(b, nullptr, SP_FOREVER));
   ASSERT_EQ(0, sp_join(y1, nullptr, SP_FOREVER));
@@ -85,6 +98,11 @@ TEST(TraceTest, WritesChromeTraceEventJson) {
   EXPECT_NE(std::string::npos, js.find("\"name\":\"wake\""));
   EXPECT_NE(std::string::npos, js.find("\"name\":\"yield\""));
   EXPECT_NE(std::string::npos, js.find("\"name\":\"exit\""));
+  char why[160];
+  if (sp_io_backend(rt, why, sizeof why) == SP_IO_URING) {  // ring operations are traced
+    EXPECT_NE(std::string::npos, js.find("\"name\":\"io submit: io read\"")) << why;
+    EXPECT_NE(std::string::npos, js.find("\"name\":\"io complete\"")) << why;
+  }
   // a real JSON parser agrees, where one is at hand
   if (system("command -v python3 >/dev/null 2>&1") == 0) {
     char cmd[128];
