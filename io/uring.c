@@ -12,9 +12,14 @@
  *       between sp__uring_sqe and parking; the worker submits and reaps in
  *       its sched context. A fiber that resumes elsewhere after the CQE is
  *       fine: the result travelled in its sp__iop_t.
- *   U3  A sleeping worker waits in its ring; wakers write the worker's
- *       eventfd, which always has one READ armed on the ring (UD_WAKE), so
- *       a wake that comes before the wait makes the wait return at once.
+ *   U3  A worker with operations in flight sleeps in its ring; wakers write
+ *       its eventfd, which always has one READ armed on the ring (UD_WAKE),
+ *       so a wake that comes before the wait makes the wait return at once.
+ *       A worker with nothing in flight sleeps on its futex (a futex wake
+ *       is cheaper than an eventfd round trip through the ring). The choice
+ *       (w->ring_sleep) is made before the worker enters the idle list, so
+ *       a waker, who takes it out of that list under the same lock, sees
+ *       it (sched.c idle).
  *   U4  w->io_pending counts submitted operations whose CQE is not reaped;
  *       rt->io_inflight counts fibers parked in I/O (deadlock.c: not stuck).
  *   U5  Cancellation by the fiber's scope (runtime/cancel.h), from any
@@ -276,7 +281,12 @@ void sp__io_poll(sp__worker_t *w) {
 
 int sp__io_idle_wait(sp__worker_t *w, int64_t deadline) {
   struct sp__uring *u = w->uring;
-  if (!u) return sp__futex_wait(&w->sleep, 1, deadline);
+  if (u && __atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE)) {
+    serve_cancels(w, u); /* U5: may ready a fiber, then do not sleep */
+    if (!sp__runq_empty(w)) return 0;
+  }
+  if (!u || !LOAD(&w->ring_sleep, RELAXED)) /* U3: nothing in flight: the futex */
+    return sp__futex_wait(&w->sleep, 1, deadline);
   struct __kernel_timespec ts, *tsp = NULL;
   if (deadline != SP_FOREVER) {
     int64_t rel = deadline - sp__mono(); /* a real deadline, even in virtual time */
@@ -284,10 +294,6 @@ int sp__io_idle_wait(sp__worker_t *w, int64_t deadline) {
     ts.tv_sec = rel / 1000000000;
     ts.tv_nsec = rel % 1000000000;
     tsp = &ts;
-  }
-  if (__atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE)) {
-    serve_cancels(w, u); /* U5: may ready a fiber, then do not sleep */
-    if (!sp__runq_empty(w)) return 0;
   }
   if (io_uring_cq_ready(&u->ring)) return 0;
   w->io_unsubmitted = 0;
@@ -299,7 +305,7 @@ int sp__io_idle_wait(sp__worker_t *w, int64_t deadline) {
 
 void sp__io_wake(sp__worker_t *w) {
   struct sp__uring *u = LOAD(&w->uring, ACQUIRE);
-  if (u) {
+  if (u && LOAD(&w->ring_sleep, RELAXED)) {
     uint64_t one = 1;
     ssize_t r = write(u->efd, &one, sizeof one); /* EAGAIN: already pending */
     (void)r;

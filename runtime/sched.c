@@ -391,6 +391,8 @@ static bool virtual_advance(struct sp_runtime *rt) {
  * fiber's queued work could sit while this worker loops). Runs on: w, sched. */
 static bool idle(sp__worker_t *w) {
   struct sp_runtime *rt = w->rt;
+  /* io/uring.c U3: how it will sleep, fixed before wakers can see it */
+  STORE(&w->ring_sleep, w->uring && sp__io_pending(w), RELAXED);
   SP_MLOCK(&rt->idle_lock, RANK_IDLE);
   rt->idle[rt->nidle_list++] = w->index;
   w->in_idle = true;
