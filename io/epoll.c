@@ -45,6 +45,10 @@ typedef struct pdesc {
   waiter_t *waiters;
 } pdesc_t;
 
+/* epoll sets alive in the process: sp_close skips the search of every
+ * runtime while there are none (the io_uring backend's common case). */
+static int nepoll;
+
 struct sp__epoll {
   int epfd;
   int stopfd; /* eventfd: tells the poller thread to exit */
@@ -73,6 +77,7 @@ static struct sp__epoll *epoll_of(struct sp_runtime *rt) {
       free(ep);
       ep = NULL;
     } else {
+      __atomic_fetch_add(&nepoll, 1, __ATOMIC_RELEASE);
       __atomic_store_n(&rt->epoll, ep, __ATOMIC_RELEASE);
     }
   }
@@ -225,7 +230,10 @@ static void forget_in(struct sp_runtime *rt, void *fd) {
   if (__atomic_load_n(&rt->epoll, __ATOMIC_ACQUIRE)) sp__fd_forget(rt, (int)(intptr_t)fd);
 }
 
-void sp__fd_forget_all(int fd) { sp__each_runtime(forget_in, (void *)(intptr_t)fd); }
+void sp__fd_forget_all(int fd) {
+  if (__atomic_load_n(&nepoll, __ATOMIC_ACQUIRE))
+    sp__each_runtime(forget_in, (void *)(intptr_t)fd);
+}
 
 void sp__epoll_fini(struct sp_runtime *rt) {
   struct sp__epoll *ep = rt->epoll;
@@ -243,4 +251,5 @@ void sp__epoll_fini(struct sp_runtime *rt) {
   pthread_mutex_destroy(&ep->tab_lock);
   free(ep);
   rt->epoll = NULL;
+  __atomic_fetch_sub(&nepoll, 1, __ATOMIC_RELEASE);
 }

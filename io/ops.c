@@ -252,9 +252,7 @@ int sp_close(int fd) {
    * without touching fd again; then io_uring operations, which hold the
    * socket open: shutting it down ends them (end of file, -EINVAL) */
   sp__fd_forget_all(fd);
-  int type;
-  socklen_t tl = sizeof type;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0) shutdown(fd, SHUT_RDWR);
+  shutdown(fd, SHUT_RDWR); /* not a socket: ENOTSOCK, and nothing to end */
   /* close(2) itself, not a ring operation: it is quick, and a close must
    * not be cancellable halfway */
   return close(fd) < 0 && errno != EINTR ? -errno : 0; /* EINTR: closed anyway */

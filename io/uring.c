@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,8 +105,16 @@ static const char *errname(int e) {
   }
 }
 
-/* Returns 0 and records the flags in rt, or fills rt->io_why and returns < 0. */
-static int probe(struct sp_runtime *rt) {
+/* What the kernel offers, probed once per process (the issue's "probe once
+ * at start-up"): rc 0 with the setup flags, or < 0; why says it in words. */
+static struct {
+  pthread_once_t once;
+  int rc;
+  unsigned flags;
+  char why[sizeof ((struct sp_runtime *)0)->io_why];
+} probed = {.once = PTHREAD_ONCE_INIT};
+
+static void probe(void) {
   int err = 0;
   for (size_t i = 0; i < sizeof setups / sizeof setups[0]; i++) {
     struct io_uring ring;
@@ -122,12 +131,14 @@ static int probe(struct sp_runtime *rt) {
     if (pr) io_uring_free_probe(pr);
     io_uring_queue_exit(&ring);
     if (missing) {
-      snprintf(rt->io_why, sizeof rt->io_why, "io_uring lacks IORING_OP_%s", missing);
-      return -ENOSYS;
+      snprintf(probed.why, sizeof probed.why, "io_uring lacks IORING_OP_%s", missing);
+      probed.rc = -ENOSYS;
+      return;
     }
-    rt->io_ring_flags = setups[i].flags;
-    snprintf(rt->io_why, sizeof rt->io_why, "io_uring (%s)", setups[i].name);
-    return 0;
+    probed.flags = setups[i].flags;
+    snprintf(probed.why, sizeof probed.why, "io_uring (%s)", setups[i].name);
+    probed.rc = 0;
+    return;
   }
   char disabled[16] = "";
   FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
@@ -137,11 +148,11 @@ static int probe(struct sp_runtime *rt) {
     fclose(f);
   }
   if (disabled[0])
-    snprintf(rt->io_why, sizeof rt->io_why, "io_uring_setup: %s (kernel.io_uring_disabled=%s)",
+    snprintf(probed.why, sizeof probed.why, "io_uring_setup: %s (kernel.io_uring_disabled=%s)",
              errname(-err), disabled);
   else
-    snprintf(rt->io_why, sizeof rt->io_why, "io_uring_setup: %s", errname(-err));
-  return err;
+    snprintf(probed.why, sizeof probed.why, "io_uring_setup: %s", errname(-err));
+  probed.rc = err;
 }
 
 void sp__io_runtime_init(struct sp_runtime *rt) {
@@ -150,12 +161,15 @@ void sp__io_runtime_init(struct sp_runtime *rt) {
   if (env && strcmp(env, "epoll") == 0) {
     rt->io_kind = SP_IO_EPOLL;
     snprintf(rt->io_why, sizeof rt->io_why, "epoll (forced by SPINDLE_IO=epoll)");
-  } else if (probe(rt) == 0) {
-    rt->io_kind = SP_IO_URING;
   } else {
-    rt->io_kind = SP_IO_EPOLL;
-    size_t n = strlen(rt->io_why);
-    snprintf(rt->io_why + n, sizeof rt->io_why - n, "; using epoll");
+    pthread_once(&probed.once, probe);
+    rt->io_kind = probed.rc == 0 ? SP_IO_URING : SP_IO_EPOLL;
+    rt->io_ring_flags = probed.flags;
+    memcpy(rt->io_why, probed.why, sizeof rt->io_why); /* the same size */
+    if (probed.rc) {
+      size_t n = strlen(rt->io_why);
+      snprintf(rt->io_why + n, sizeof rt->io_why - n, "; using epoll");
+    }
   }
   if (rt->cfg.debug) fprintf(stderr, "spindle: io backend: %s\n", rt->io_why);
 }
@@ -174,12 +188,18 @@ int sp_io_backend(sp_runtime_t *rt, char *why, size_t len) {
 
 /* ---- a worker's ring ----------------------------------------------------- */
 
-static void arm_wake(struct sp__uring *u) {
-  struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-  if (!sqe) {
+/* An SQE on w's ring with room for `need` consecutive entries: a full SQ
+ * is submitted first (which consumes it). Runs on: w. */
+static struct io_uring_sqe *sqe_room(sp__worker_t *w, struct sp__uring *u, unsigned need) {
+  if (io_uring_sq_space_left(&u->ring) < need) {
     io_uring_submit(&u->ring);
-    sqe = io_uring_get_sqe(&u->ring);
+    w->io_unsubmitted = 0;
   }
+  return io_uring_get_sqe(&u->ring);
+}
+
+static void arm_wake(sp__worker_t *w, struct sp__uring *u) {
+  struct io_uring_sqe *sqe = sqe_room(w, u, 1);
   io_uring_prep_read(sqe, u->efd, &u->ebuf, sizeof u->ebuf, 0);
   io_uring_sqe_set_data64(sqe, UD_WAKE);
 }
@@ -201,7 +221,7 @@ void sp__io_worker_init(sp__worker_t *w) {
     goto fail;
   }
   io_uring_register_ring_fd(&u->ring); /* optional: saves an fd lookup per enter */
-  arm_wake(u);
+  arm_wake(w, u);
   STORE(&w->uring, u, RELEASE);
   return;
 fail:
@@ -226,7 +246,7 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
     n++;
     uint64_t ud = cqe->user_data;
     if (ud == UD_WAKE) {
-      arm_wake(u); /* submitted by the next submit or sleep, whichever first */
+      arm_wake(w, u); /* submitted by the next submit or sleep, whichever first */
     } else if (ud == UD_IGNORE) {
     } else if (ud & UD_CANCEL_BIT) { /* U5: the cancel's own CQE */
       sp__iop_t *op = (sp__iop_t *)(uintptr_t)(ud & ~UD_CANCEL_BIT);
@@ -268,7 +288,7 @@ void sp__io_poll(sp__worker_t *w) {
   if (__atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE)) serve_cancels(w, u);
   /* completions a sleep already brought in need no system call */
   if (!w->io_unsubmitted && io_uring_cq_ready(&u->ring)) {
-    reap(w, u);
+    sp__io_reap(w);
     return;
   }
   if (!w->io_unsubmitted && !w->io_pending) return;
@@ -334,12 +354,7 @@ static int64_t effective(sp__worker_t *w, int64_t deadline, sp__cancel_t **scope
 struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, int64_t deadline) {
   struct sp__uring *u = w->uring;
   sp__cancel_t *c;
-  unsigned need = effective(w, deadline, &c) == SP_FOREVER ? 1 : 2;
-  if (io_uring_sq_space_left(&u->ring) < need) {
-    io_uring_submit(&u->ring); /* consumes the SQ: room for need again */
-    w->io_unsubmitted = 0;
-  }
-  return io_uring_get_sqe(&u->ring);
+  return sqe_room(w, u, effective(w, deadline, &c) == SP_FOREVER ? 1 : 2);
 }
 
 /* ---- cancellation of an operation in flight (U5) -------------------------- */
@@ -384,11 +399,7 @@ static void serve_cancels(sp__worker_t *w, struct sp__uring *u) {
       op->cx = CX_DONE;
       if (sp__park_claim(&op->p)) sp__park_wake_fifo(&op->p, 0);
     } else {
-      struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-      if (!sqe) {
-        io_uring_submit(&u->ring);
-        sqe = io_uring_get_sqe(&u->ring);
-      }
+      struct io_uring_sqe *sqe = sqe_room(w, u, 1);
       io_uring_prep_cancel(sqe, op, 0);
       io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | UD_CANCEL_BIT);
       op->cx = CX_SUBMITTED;
@@ -430,7 +441,7 @@ int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
   }
   w->io_unsubmitted++;
   STORE(&w->io_pending, w->io_pending + 1, RELAXED);
-  STORE(&w->stats.io_submitted, w->stats.io_submitted + 1, RELAXED);
+  sp__stat_inc(&w->stats.io_submitted);
   __atomic_fetch_add(&w->rt->io_inflight, 1, __ATOMIC_RELAXED);
   sp__park_begin(&op.p);
   sp__park_note(what, (const void *)(intptr_t)fd);
