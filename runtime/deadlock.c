@@ -81,11 +81,9 @@ void sp__each_runtime(void (*fn)(struct sp_runtime *rt, void *arg), void *arg) {
   SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
 }
 
-void sp__dump_all(int fd) {
-  SP_MLOCK(&registry_lock, RANK_REGISTRY);
-  for (struct sp_runtime *r = registry; r; r = r->registry_next) sp_runtime_dump(r, fd);
-  SP_MUNLOCK(&registry_lock, RANK_REGISTRY);
-}
+static void dump_one(struct sp_runtime *rt, void *fd) { sp_runtime_dump(rt, (int)(intptr_t)fd); }
+
+void sp__dump_all(int fd) { sp__each_runtime(dump_one, (void *)(intptr_t)fd); }
 
 /* Whether nothing can ever run in rt again on its own: no live fiber, or
  * all of them parked with no timer, no hold and no waker inside. */

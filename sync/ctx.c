@@ -90,13 +90,13 @@ static void unref(sp_ctx_t *c) {
   }
 }
 
-static int cancel(sp_ctx_t *c, int err, bool from_timer);
+static int cancel(sp_ctx_t *c, int err);
 
 /* ---- deadlines ------------------------------------------------------------- */
 
 static void *expire_fiber(void *arg) {
   sp_ctx_t *c = arg;
-  cancel(c, -ETIMEDOUT, true);
+  cancel(c, -ETIMEDOUT);
   unref(c);
   return NULL;
 }
@@ -114,7 +114,7 @@ static void timer_fire(sp__timer_t *t) {
 }
 
 /* Scope callback: a wait under c ended at c's deadline. */
-static void scope_expire(sp__cancel_t *sc) { cancel((sp_ctx_t *)sc, -ETIMEDOUT, false); }
+static void scope_expire(sp__cancel_t *sc) { cancel((sp_ctx_t *)sc, -ETIMEDOUT); }
 
 /* Scope callback: a fiber returned while bound to c. */
 static void scope_unbound(sp__cancel_t *sc) { unref((sp_ctx_t *)sc); }
@@ -123,7 +123,7 @@ static void scope_unbound(sp__cancel_t *sc) { unref((sp_ctx_t *)sc); }
 static void check_deadline(sp_ctx_t *c) {
   if (!c->background && !sp__cancel_err(&c->sc) && c->sc.deadline != SP_FOREVER &&
       sp_now() >= c->sc.deadline)
-    cancel(c, -ETIMEDOUT, false);
+    cancel(c, -ETIMEDOUT);
 }
 
 /* ---- creation and cancellation -------------------------------------------- */
@@ -158,12 +158,12 @@ static int make(sp_ctx_t *parent, int64_t deadline, sp_ctx_t **out) {
   }
   *out = c;
   if (perr) {
-    cancel(c, perr, false);
+    cancel(c, perr);
     return 0;
   }
   if (own) {
     if (deadline <= sp_now()) {
-      cancel(c, -ETIMEDOUT, false);
+      cancel(c, -ETIMEDOUT);
     } else if ((c->rt = sp_runtime_current()) != NULL) {
       c->timer = (sp__timer_t){.when = deadline, .idx = -1, .fire = timer_fire, .arg = c};
       c->timer_armed = sp__cancel_timer_add(&c->timer) == 0;
@@ -184,7 +184,7 @@ int sp_ctx_with_timeout(sp_ctx_t *parent, int64_t ns, sp_ctx_t **out) {
   return make(parent, sp_deadline_in(ns), out);
 }
 
-static int cancel(sp_ctx_t *c, int err, bool from_timer) {
+static int cancel(sp_ctx_t *c, int err) {
   if (!sp__cancel_fire(&c->sc, err)) return -EALREADY; /* waits return now */
   sp__lock(&c->lk);
   sp_ctx_t *kids = c->kids;
@@ -194,12 +194,12 @@ static int cancel(sp_ctx_t *c, int err, bool from_timer) {
   c->afters = NULL;
   sp_chan_t *done = c->done;
   sp__unlock(&c->lk);
-  if (c->timer_armed && !from_timer && sp__timer_del(&c->timer)) c->timer_armed = 0;
+  if (c->timer_armed && sp__timer_del(&c->timer)) c->timer_armed = 0; /* fired: 0 */
   if (done) sp_chan_close(done);
   while (kids) {
     sp_ctx_t *k = kids;
     kids = k->next;
-    cancel(k, err, false);
+    cancel(k, err);
     unref(k); /* the link's reference */
   }
   while (afters) {
@@ -227,12 +227,12 @@ static int cancel(sp_ctx_t *c, int err, bool from_timer) {
 
 int sp_ctx_cancel(sp_ctx_t *c, int cause) {
   if (!c || c->background || cause > 0) return -EINVAL;
-  return cancel(c, cause ? cause : -ECANCELED, false);
+  return cancel(c, cause ? cause : -ECANCELED);
 }
 
 void sp_ctx_release(sp_ctx_t *c) {
   if (!c || c->background) return;
-  cancel(c, -ECANCELED, false);
+  cancel(c, -ECANCELED);
   unref(c);
 }
 
