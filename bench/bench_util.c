@@ -84,10 +84,13 @@ void bu_die(const char *what, int rc) {
   exit(1);
 }
 
-struct sp_runtime *bu_runtime(int workers) {
+struct sp_runtime *bu_runtime(int workers) { return bu_runtime_stack(workers, 0); }
+
+struct sp_runtime *bu_runtime_stack(int workers, size_t stack_size) {
   sp_config_t cfg;
   sp_config_init(&cfg);
   cfg.workers = workers;
+  cfg.stack_size = stack_size;
   sp_runtime_t *rt;
   int rc = sp_runtime_create(&rt, &cfg);
   if (rc < 0) bu_die("runtime_create", rc);

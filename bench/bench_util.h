@@ -10,6 +10,7 @@
 #ifndef SP_BENCH_UTIL_H
 #define SP_BENCH_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Rejects any argument that is not --<name>=<value> with a name in
@@ -30,8 +31,10 @@ int64_t bu_rss_bytes(void);
 void bu_result(const char *name, int workers, double value, const char *unit);
 
 struct sp_runtime;
-/* A runtime with `workers` workers; exits 1 if it cannot be created. */
+/* A runtime with `workers` workers; exits 1 if it cannot be created.
+ * _stack: with that default stack size for its fibers (0: Spindle's). */
 struct sp_runtime *bu_runtime(int workers);
+struct sp_runtime *bu_runtime_stack(int workers, size_t stack_size);
 
 /* Runs fn(arg) as a fiber of rt and waits for it; exits 1 on an error.
  * (Benchmarks time inside such a driver fiber, so spawning from a foreign

@@ -105,18 +105,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "ctx_cancel_bench: need --workers>=1 and --n>=1\n");
     return 2;
   }
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = workers;
-  cfg.stack_size = SP_STACK_MIN;
-  sp_runtime_t *rt;
-  int rc = sp_runtime_create(&rt, &cfg);
-  if (rc < 0) bu_die("runtime_create", rc);
+  sp_runtime_t *rt = bu_runtime_stack(workers, SP_STACK_MIN);
   double warm = measure(rt, n);
   double ms = measure(rt, n);
   fprintf(stderr, "ctx_cancel_bench: %lld fibers: warm-up %.1f ms, measured %.1f ms (%.0f ns/fiber)\n",
           (long long)n, warm, ms, ms * 1e6 / (double)n);
   bu_result("ctx_cancel", workers, ms, "ms");
-  if ((rc = sp_runtime_destroy(rt)) < 0) bu_die("runtime_destroy", rc);
+  int rc = sp_runtime_destroy(rt);
+  if (rc < 0) bu_die("runtime_destroy", rc);
   return 0;
 }

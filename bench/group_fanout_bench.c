@@ -81,16 +81,11 @@ int main(int argc, char **argv) {
   }
   slots = calloc((size_t)n, sizeof *slots);
   if (!slots) bu_die("calloc", -ENOMEM);
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = workers;
-  cfg.stack_size = SP_STACK_MIN;
-  sp_runtime_t *rt;
-  int rc = sp_runtime_create(&rt, &cfg);
-  if (rc < 0) bu_die("runtime_create", rc);
+  sp_runtime_t *rt = bu_runtime_stack(workers, SP_STACK_MIN);
   bu_result("group_fanout_cold", workers, measure(rt, n, (int)limit), "ms");
   bu_result("group_fanout", workers, measure(rt, n, (int)limit), "ms");
-  if ((rc = sp_runtime_destroy(rt)) < 0) bu_die("runtime_destroy", rc);
+  int rc = sp_runtime_destroy(rt);
+  if (rc < 0) bu_die("runtime_destroy", rc);
   free(slots);
   return 0;
 }

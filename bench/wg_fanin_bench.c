@@ -54,15 +54,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "wg_fanin_bench: need --workers>=1 and --n>=1\n");
     return 2;
   }
-  sp_config_t cfg;
-  sp_config_init(&cfg);
-  cfg.workers = workers;
-  cfg.stack_size = SP_STACK_MIN;
-  sp_runtime_t *rt;
-  int rc = sp_runtime_create(&rt, &cfg);
-  if (rc < 0) bu_die("runtime_create", rc);
+  sp_runtime_t *rt = bu_runtime_stack(workers, SP_STACK_MIN);
   bu_result("wg_fanin_cold", workers, measure(rt, n), "ms");
   bu_result("wg_fanin", workers, measure(rt, n), "ms");
-  if ((rc = sp_runtime_destroy(rt)) < 0) bu_die("runtime_destroy", rc);
+  int rc = sp_runtime_destroy(rt);
+  if (rc < 0) bu_die("runtime_destroy", rc);
   return 0;
 }
