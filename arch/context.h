@@ -27,11 +27,14 @@
  * Cost: when the two contexts' MXCSR differ (any inexact SSE operation sets
  * the sticky PE flag), the ldmxcsr in each switch may be slow on some
  * CPUs; the project's brief quotes ~72 ns instead of ~5 ns on an earlier
- * machine. bench/switch_bench.c measures both cases: on the AMD EPYC
- * (Zen 5) VM of bench/RESULTS.md, 4.3 ns either way. Where the penalty
- * exists, a FP-heavy fiber that blocks often can avoid it with
- * feclearexcept(FE_ALL_EXCEPT) before blocking; the runtime does not clear
- * flags for it, because that would destroy fenv state the fiber may want.
+ * machine. bench/switch_bench.c measures the cases: on the AMD EPYC
+ * (Zen 5) VM of bench/RESULTS.md a differing PE flag costs nothing (4.3 ns
+ * either way), but a differing rounding mode (fesetround in one fiber)
+ * costs ~60 ns a switch, because loading a changed rounding mode waits for
+ * the pipeline to drain. Where the penalty exists, a FP-heavy fiber that
+ * blocks often can avoid it with feclearexcept(FE_ALL_EXCEPT), or by
+ * restoring the rounding mode, before blocking; the runtime does not do it
+ * for the fiber, because that would destroy fenv state it may want.
  * Invariants:
  *   C1  A context is resumed at most once per switch-out (never twice).
  *   C2  The stack of a context that finished is not touched by the switch
@@ -40,6 +43,9 @@
  *       __sanitizer_{start,finish}_switch_fiber, TSan through
  *       __tsan_switch_to_fiber, valgrind through stack registration
  *       (arch/stack.c, under -DUSE_VALGRIND).
+ *   C4  A switch neither pushes nor pops the CPU's return-stack predictor
+ *       (x86_64 without sanitizers: jump_fcontext is entered by push+jmp,
+ *       see sp__ctx_jump), so returns after a switch are predicted.
  */
 #ifndef SP_ARCH_CONTEXT_H
 #define SP_ARCH_CONTEXT_H
@@ -101,6 +107,44 @@ void sp__ctx_release(sp__ctx_t *c);
  * Inline without sanitizers: it is on every switch's path. */
 #if defined(SP_HAVE_ASAN) || defined(SP_HAVE_TSAN)
 transfer_t sp__ctx_jump(sp__ctx_t *to, void *data);
+#elif defined(__x86_64__) && !defined(SP_CTX_PLAIN_CALL)
+/* Enters jump_fcontext without a call (C4): push the resume address, jump.
+ * jump_fcontext resumes the other side with `jmp *r8`, never `ret`, so a
+ * `call` here would leave one stale entry on the CPU's return-stack
+ * predictor per switch, and every later `ret` of the resumed fiber would
+ * be mispredicted (two per yield, about a third of its cost). Entered this
+ * way, a switch pushes nothing and pops nothing, and the predictor stays
+ * in step with the stacks. The 128 bytes skipped first are the SysV red
+ * zone, which the push and jump_fcontext's save area would overwrite.
+ * Clobbers: every register the call ABI lets a callee change (the resumed
+ * side continues with whatever the switcher left in them). */
+static inline transfer_t sp__ctx_jump(sp__ctx_t *to, void *data) {
+  fcontext_t target = to->fctx;
+  to->fctx = NULL; /* C1 */
+  register void *rdi __asm__("rdi") = target;
+  register void *rsi __asm__("rsi") = data;
+  register void *rax __asm__("rax");
+  register void *rdx __asm__("rdx");
+  __asm__ volatile("lea -128(%%rsp), %%rsp\n\t"
+                   "lea 1f(%%rip), %%rax\n\t"
+                   "push %%rax\n\t"
+                   "jmp jump_fcontext@PLT\n"
+                   "1:\n\t"
+                   "lea 128(%%rsp), %%rsp"
+                   : "=r"(rax), "=r"(rdx), "+r"(rdi), "+r"(rsi)
+                   :
+                   : "rcx", "r8", "r9", "r10", "r11", "memory", "cc", "xmm0", "xmm1", "xmm2",
+                     "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                     "xmm12", "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)", "st(3)",
+                     "st(4)", "st(5)", "st(6)", "st(7)"
+#ifdef __AVX512F__
+                     , "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",
+                     "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31",
+                     "k1", "k2", "k3", "k4", "k5", "k6", "k7"
+#endif
+  );
+  return (transfer_t){rax, rdx};
+}
 #else
 static inline transfer_t sp__ctx_jump(sp__ctx_t *to, void *data) {
   fcontext_t target = to->fctx;
