@@ -62,6 +62,17 @@ typedef struct sp__census {
 
 enum sp__fstate { F_RUNNABLE = 1, F_RUNNING, F_PARKING, F_WOKEN, F_PARKED, F_DONE };
 
+/* The park word f->pk holds the fiber's state (enum sp__fstate, low 32
+ * bits) and its park token (high 32 bits; odd = armed, park.c P1) in one
+ * atomic, so a claim sees whether the fiber is already off its stack. Only
+ * 64-bit atomic operations touch it. sp__fset is for transitions no claim
+ * can race with (the token is even then: nothing is armed). */
+static inline uint64_t sp__pk(uint32_t state, uint32_t token) {
+  return (uint64_t)token << 32 | state;
+}
+static inline uint32_t sp__fstate(const struct sp_fiber *f);
+static inline void sp__fset(struct sp_fiber *f, uint32_t state);
+
 /* Values of f->joiner besides a parker pointer. */
 #define SP__JOIN_DONE ((void *)1)
 #define SP__JOIN_DETACHED ((void *)2)
@@ -69,8 +80,7 @@ enum sp__fstate { F_RUNNABLE = 1, F_RUNNING, F_PARKING, F_WOKEN, F_PARKED, F_DON
 struct sp_fiber {
   sp__ctx_t ctx;
   struct sp_fiber *next;   /* link on one queue (guarded by that queue) */
-  uint32_t state;          /* enum sp__fstate, atomic */
-  uint32_t token;          /* park token, atomic: odd = armed (park.c P1) */
+  uint64_t pk;             /* atomic park word: state | token << 32 (below) */
   uint64_t id;             /* atomic; 0 while in the free pool */
   struct sp_runtime *rt;
   sp_fn_t fn;
@@ -92,6 +102,14 @@ struct sp_fiber {
   int line;
   char name[SP_NAME_MAX + 1];
 };
+
+static inline uint32_t sp__fstate(const struct sp_fiber *f) {
+  return (uint32_t)__atomic_load_n(&f->pk, __ATOMIC_ACQUIRE);
+}
+static inline void sp__fset(struct sp_fiber *f, uint32_t state) {
+  uint64_t w = __atomic_load_n(&f->pk, __ATOMIC_RELAXED);
+  __atomic_store_n(&f->pk, sp__pk(state, (uint32_t)(w >> 32)), __ATOMIC_RELEASE);
+}
 
 /* What the context resumed next must do with the one that switched out. */
 enum sp__action { ACT_NONE, ACT_YIELD, ACT_PARK, ACT_EXIT };

@@ -45,7 +45,7 @@ static int64_t coarse_now(void) {
 
 /* One line for fiber f (id already read). */
 static void dump_fiber(int fd, struct sp_fiber *f, uint64_t id) {
-  uint32_t st = LOAD(&f->state);
+  uint32_t st = sp__fstate(f);
   dprintf(fd, "  fiber %llu \"%s\" %s", (unsigned long long)id, f->name, state_name(st));
   if (st == F_PARKED || st == F_PARKING) {
     const char *what = LOAD(&f->wait_what);
@@ -76,10 +76,10 @@ static int dump_fibers(int fd, struct sp_runtime *rt, bool with_done) {
     struct sp_fiber *slab = rt->fslabs[s];
     for (int i = 0; i < SLAB; i++) {
       uint64_t id = LOAD(&slab[i].id);
-      if (!id || (!with_done && LOAD(&slab[i].state) == F_DONE)) continue;
+      if (!id || (!with_done && sp__fstate(&slab[i]) == F_DONE)) continue;
       dump_fiber(fd, &slab[i], id);
       n++;
-      if (LOAD(&slab[i].state) != F_PARKED) continue;
+      if (sp__fstate(&slab[i]) != F_PARKED) continue;
       if (traced++ == BACKTRACES_MAX) {
         dprintf(fd, "    (no more backtraces: the first %d parked fibers have them)\n", BACKTRACES_MAX);
       } else if (traced <= BACKTRACES_MAX) {
@@ -136,7 +136,7 @@ void sp__report_unjoined(struct sp_runtime *rt) {
     for (int i = 0; i < SLAB; i++) {
       struct sp_fiber *f = &slab[i];
       uint64_t id = LOAD(&f->id);
-      if (id && LOAD(&f->state) == F_DONE && LOAD(&f->joiner) == SP__JOIN_DONE)
+      if (id && sp__fstate(f) == F_DONE && LOAD(&f->joiner) == SP__JOIN_DONE)
         dprintf(2, "spindle: fiber %llu \"%s\" (spawned at %s:%d) finished but was never "
                    "joined or detached (its result and block leaked until now)\n",
                 (unsigned long long)id, f->name, f->file ? f->file : "?", f->line);

@@ -184,7 +184,7 @@ int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   sp__fiber_prepare(f);
   uint64_t id = new_id(rt, w);
   STORE(&f->id, id, RELEASE);
-  STORE(&f->state, F_RUNNABLE, RELAXED);
+  sp__fset(f, F_RUNNABLE);
   __atomic_fetch_add(&rt->live, 1, __ATOMIC_RELAXED); /* F3 */
   if (w) sp__stat_inc(&w->stats.spawned);
   else __atomic_fetch_add(&rt->spawned_foreign, 1, __ATOMIC_RELAXED);
@@ -239,7 +239,7 @@ void sp__fiber_finish(sp__worker_t *w, struct sp_fiber *f) {
   sp__census_record(f); /* debug mode only; before the stack is reused */
   sp__stack_free(&rt->stacks, &w->stacks, f->stack);
   f->stack = (sp__stack_t){NULL, 0};
-  STORE(&f->state, F_DONE, RELAXED);
+  sp__fset(f, F_DONE);
   /* F3 before the joiner can run, so a joined fiber is never counted live;
    * live cannot reach 0 while a joining fiber exists (it is live itself). */
   if (__atomic_sub_fetch(&rt->live, 1, __ATOMIC_ACQ_REL) == 0) {

@@ -1,26 +1,32 @@
 /*
  * park.c: the one park/unpark state machine (usage in park.h).
  *
- * Model: two small atomics per fiber, each with one job.
+ * Model: one atomic word per fiber (f->pk, core.h) with two halves.
  *   token  decides WHO wakes a park. sp__park_begin makes it odd (armed) and
  *          remembers the value in the parker; sp__park_claim is a CAS from
- *          that odd value to the next even one. Event, deadline and (later)
+ *          that odd value to the next even one. Event, deadline and
  *          cancellation all race through this CAS, so exactly one wins, and
  *          a stale waker (holding an old token) always loses.
  *   state  decides WHEN the woken fiber may be queued: only after it has
  *          fully left its stack. The fiber goes RUNNING -> PARKING when it
- *          arms; the winner of the claim calls wake, which does
- *              PARKING -> WOKEN    (fiber still on its stack: it or the
- *                                   context that resumes after it will
- *                                   queue it, see sched.c S2)
- *              PARKED  -> RUNNABLE (fiber fully switched out: wake queues it)
- *          and the context resumed after the parking fiber does
- *              PARKING -> PARKED   (CAS; failing means WOKEN: queue it now).
+ *          arms (one store of both halves); the context resumed after the
+ *          parking fiber does PARKING -> PARKED (CAS on the word, retried if
+ *          a claim moved the token meanwhile; finding WOKEN: queue it now).
+ *          The claim CAS keeps the state half, and the claimer learns from
+ *          it which case it is in; its wake then does
+ *              claimed PARKED:  -> RUNNABLE with a plain store, and queues
+ *                               it (nobody else may write the word now)
+ *              claimed PARKING: PARKING -> WOKEN by CAS (the fiber is still
+ *                               on its stack: it or the context resumed
+ *                               after it queues it, sched.c S2); if the CAS
+ *                               finds PARKED, as above.
  * Why no wake-up is lost: the waker's transition and the switch-out's
  * transition are CASes on the same word from PARKING; whichever runs second
  * sees the other's result and takes over the queueing. Why no fiber runs on
  * two threads: queueing happens only from PARKED (after the switch-out
- * finished) or by the switch-out path itself.
+ * finished) or by the switch-out path itself. The common handoff (the
+ * waiter parked long ago) costs two atomic RMWs: the claim and the
+ * switch-out's CAS.
  * Foreign threads use the same claim protocol on the parker's own word
  * (0 armed, 1 claimed, 2 woken) and sleep on it with a futex.
  * Invariants:
@@ -29,6 +35,8 @@
  *   P3  A fiber is queued only in state RUNNABLE, by exactly one thread.
  *   P4  A fiber bound to a cancellation scope (cancel.h) registers each wait
  *       on it: cancellation is one more waker racing through the token CAS.
+ *   P5  WOKEN is the claimer's last write: a fiber that finds itself WOKEN
+ *       owns its word again (plain stores).
  * Ordering: the claim CAS is acq_rel, so data the claimer hands over before
  *   sp__park_wake is visible to the woken waiter (via state/queue release).
  * Locks: none here. Deadlines use a timer on the parking worker's heap.
@@ -55,10 +63,9 @@ void sp__park_begin(sp__parker_t *p) {
   }
   struct sp_fiber *f = w->cur;
   p->fiber = f;
-  __atomic_store_n(&f->state, F_PARKING, __ATOMIC_RELAXED);
-  uint32_t t = __atomic_load_n(&f->token, __ATOMIC_RELAXED) + 1; /* P1: odd */
+  uint32_t t = (uint32_t)(__atomic_load_n(&f->pk, __ATOMIC_RELAXED) >> 32) + 1; /* P1: odd */
   p->token = t;
-  __atomic_store_n(&f->token, t, __ATOMIC_RELEASE);
+  __atomic_store_n(&f->pk, sp__pk(F_PARKING, t), __ATOMIC_RELEASE);
 }
 
 void sp__park_note(const char *what, const void *obj) {
@@ -75,8 +82,16 @@ void sp__park_note(const char *what, const void *obj) {
 bool sp__park_claim(sp__parker_t *p) {
   if (p->fiber) {
     uint32_t t = p->token;
-    return __atomic_compare_exchange_n(&p->fiber->token, &t, t + 1, false, __ATOMIC_ACQ_REL,
-                                       __ATOMIC_RELAXED);
+    uint64_t *pk = &p->fiber->pk;
+    uint64_t w = __atomic_load_n(pk, __ATOMIC_RELAXED);
+    while ((uint32_t)(w >> 32) == t) { /* armed with our token */
+      if (__atomic_compare_exchange_n(pk, &w, sp__pk((uint32_t)w, t + 1), false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_RELAXED)) {
+        p->parked = (uint32_t)w == F_PARKED; /* for wake: is it off its stack? */
+        return true;
+      }
+    }
+    return false;
   }
   uint32_t armed = T_ARMED;
   return __atomic_compare_exchange_n(&p->token, &armed, T_CLAIMED, false, __ATOMIC_ACQ_REL,
@@ -95,21 +110,18 @@ static void wake(sp__parker_t *p, int reason, enum sp__where where) {
     return;
   }
   /* p may die as soon as the fiber runs: do not touch it below. */
-  for (;;) {
-    uint32_t s = F_PARKING;
-    if (__atomic_compare_exchange_n(&f->state, &s, F_WOKEN, false, __ATOMIC_ACQ_REL,
+  uint32_t t = p->token + 1; /* the claimed (even) token */
+  if (!p->parked) {
+    uint64_t w = sp__pk(F_PARKING, t);
+    if (__atomic_compare_exchange_n(&f->pk, &w, sp__pk(F_WOKEN, t), false, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE))
       return; /* the switch-out path queues it (P3) */
-    if (s == F_PARKED) {
-      if (__atomic_compare_exchange_n(&f->state, &s, F_RUNNABLE, false, __ATOMIC_ACQ_REL,
-                                      __ATOMIC_ACQUIRE)) {
-        sp__enqueue(f->rt, f, where);
-        return;
-      }
-      continue;
-    }
-    sp__panic("park: wake of fiber %llu in state %u", (unsigned long long)f->id, s);
+    if (w != sp__pk(F_PARKED, t))
+      sp__panic("park: wake of fiber %llu in state %u", (unsigned long long)f->id, (uint32_t)w);
   }
+  /* PARKED and claimed: the switch-out is over and no other waker can win */
+  __atomic_store_n(&f->pk, sp__pk(F_RUNNABLE, t), __ATOMIC_RELEASE);
+  sp__enqueue(f->rt, f, where);
 }
 
 /* An event wakes a fiber into runnext: it runs next, as in Go. */
@@ -118,7 +130,7 @@ void sp__park_wake_fifo(sp__parker_t *p, int reason) { wake(p, reason, Q_TAIL); 
 
 bool sp__park_abort(sp__parker_t *p) {
   if (!sp__park_claim(p)) return false;
-  if (p->fiber) __atomic_store_n(&p->fiber->state, F_RUNNING, __ATOMIC_RELAXED);
+  if (p->fiber) sp__fset(p->fiber, F_RUNNING); /* PARKING: still on its stack */
   return true;
 }
 

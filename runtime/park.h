@@ -32,6 +32,7 @@ struct sp_fiber;
 typedef struct sp__parker {
   struct sp_fiber *fiber; /* the parked fiber; NULL for a foreign thread */
   uint32_t token;         /* fiber: its armed token; thread: claim word */
+  uint32_t parked;        /* set by the claim: the fiber was off its stack */
   int reason;             /* written by the claimer before the wake */
   void *winner;           /* optional: which registration won (select) */
 } sp__parker_t;

@@ -18,6 +18,10 @@
  *   Q1  Only the owner writes tail; head moves only by CAS.
  *   Q2  A fiber is on at most one queue, and only while RUNNABLE.
  *   Q3  tail - head <= SP_RUNQ_CAP at all times.
+ *   Q4  A runtime with one worker has no thieves: its owner moves head and
+ *       runnext with plain (atomic) stores, no CAS. Only the owner writes
+ *       them then (foreign threads and other runtimes go through the
+ *       injection queue).
  * Ordering: push stores the slot then tail with release; stealers load tail
  *   with acquire before reading slots, then CAS head (acq_rel) to claim
  *   them. Slots are accessed with relaxed atomics because a stealer may read
@@ -128,6 +132,17 @@ void sp__runq_push(sp__worker_t *w, struct sp_fiber *f) {
 
 struct sp_fiber *sp__runq_pop(sp__worker_t *w) {
   struct sp_fiber *f = LOAD(&w->runnext, RELAXED);
+  if (w->rt->nworkers == 1) { /* Q4: no thieves, so no CAS */
+    if (f) {
+      STORE(&w->runnext, NULL, RELAXED);
+      return f;
+    }
+    uint32_t h = LOAD(&w->head, RELAXED);
+    if (h == w->tail) return NULL;
+    f = LOAD(&w->buf[h & MASK], RELAXED);
+    STORE(&w->head, h + 1, RELEASE);
+    return f;
+  }
   if (f && __atomic_compare_exchange_n(&w->runnext, &f, NULL, false, __ATOMIC_ACQ_REL,
                                        __ATOMIC_RELAXED))
     return f;

@@ -203,7 +203,13 @@ static void enqueue(struct sp_runtime *rt, sp__worker_t *w, struct sp_fiber *f,
     SP__TRACE(w, where == Q_SPAWN ? TR_SPAWN : TR_WAKE, f->id, NULL);
     if (rt->cfg.seed) where = (enum sp__where)(fastrand(w) % 3); /* S7 */
     if (where == Q_NEXT) {
-      struct sp_fiber *old = __atomic_exchange_n(&w->runnext, f, __ATOMIC_ACQ_REL);
+      struct sp_fiber *old;
+      if (rt->nworkers == 1) { /* runq.c Q4: no thief can take it meanwhile */
+        old = LOAD(&w->runnext, RELAXED);
+        STORE(&w->runnext, f, RELEASE);
+      } else {
+        old = __atomic_exchange_n(&w->runnext, f, __ATOMIC_ACQ_REL);
+      }
       if (old) sp__runq_push(w, old);
     } else if (where == Q_SPAWN) {
       sp__lifo_push(w, f);
@@ -234,7 +240,7 @@ void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where
 /* Puts a yielding fiber back (not new work: no wake-up needed unless it
  * must go elsewhere). Runs on: w. */
 static void requeue(sp__worker_t *w, struct sp_fiber *f) {
-  STORE(&f->state, F_RUNNABLE, RELAXED);
+  sp__fset(f, F_RUNNABLE);
   if (f->pinned >= 0 || (w->rt->cfg.migrate && w->rt->nworkers > 1) || w->rt->cfg.seed)
     sp__enqueue(w->rt, f, Q_TAIL);
   else
@@ -259,12 +265,19 @@ static void after_switch(transfer_t t) {
     break;
   case ACT_PARK: {
     prev->ctx.fctx = t.fctx; /* before PARKED: a waker may resume it then */
-    uint32_t s = F_PARKING;
-    if (!__atomic_compare_exchange_n(&prev->state, &s, F_PARKED, false, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE)) {
-      if (s != F_WOKEN) sp__panic("sched: fiber %llu parked in state %u", (unsigned long long)prev->id, s);
-      STORE(&prev->state, F_RUNNABLE, RELAXED);
-      sp__enqueue(w->rt, prev, Q_NEXT);
+    uint64_t pk = LOAD(&prev->pk, ACQUIRE);
+    for (;;) { /* PARKING -> PARKED; a claim may move the token meanwhile */
+      uint32_t s = (uint32_t)pk;
+      if (s == F_WOKEN) {
+        sp__fset(prev, F_RUNNABLE);
+        sp__enqueue(w->rt, prev, Q_NEXT);
+        break;
+      }
+      if (s != F_PARKING)
+        sp__panic("sched: fiber %llu parked in state %u", (unsigned long long)prev->id, s);
+      if (__atomic_compare_exchange_n(&prev->pk, &pk, sp__pk(F_PARKED, (uint32_t)(pk >> 32)),
+                                      false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        break;
     }
     break;
   }
@@ -279,7 +292,7 @@ static void after_switch(transfer_t t) {
 /* Marks f as running on w. */
 static void take(sp__worker_t *w, struct sp_fiber *f) {
   STORE(&w->cur, f, RELEASE); /* thieves, dump and watchdog read it (acquire) */
-  STORE(&f->state, F_RUNNING, RELAXED);
+  sp__fset(f, F_RUNNING);
   STORE(&f->last_worker, w->index, RELAXED); /* sp_runtime_dump reads it */
   sp__stat_inc(&w->stats.switches);
   if (SP__TRACING(w)) sp__trace_switch(w, f); /* trace.c: w->prev leaving, then f */
@@ -306,11 +319,10 @@ void sp__switch_from(sp__worker_t *w, enum sp__action action) {
     sp__panic("sched: fiber %llu \"%s\" switches out holding %d runtime lock(s)",
               (unsigned long long)f->id, f->name, sp__rank_held());
   if (action == ACT_PARK) {
-    uint32_t s = F_WOKEN; /* woken before we left: keep running */
-    if (LOAD(&f->state, RELAXED) == F_WOKEN &&
-        __atomic_compare_exchange_n(&f->state, &s, F_RUNNING, false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_RELAXED))
+    if (sp__fstate(f) == F_WOKEN) { /* woken before we left: keep running */
+      sp__fset(f, F_RUNNING); /* the waker is done with us (park.c P5) */
       return;
+    }
     sp__stat_inc(&w->stats.parks);
   }
   struct sp_fiber *next = next_local(w);

@@ -42,7 +42,7 @@ def text(p):
 
 
 def describe(f):
-    st = STATES.get(int(f["state"]), "?")
+    st = STATES.get(int(f["pk"]) & 0xFFFFFFFF, "?")  # core.h: state | token << 32
     line = 'fiber %d "%s" %s' % (int(f["id"]), f["name"].string(), st)
     if st == "parked" and int(f["wait_what"]) != 0:
         line += ": %s %s" % (text(f["wait_what"]), f["wait_obj"])
