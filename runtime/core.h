@@ -302,7 +302,7 @@ struct sp_fiber *sp__runq_steal(sp__worker_t *w, sp__worker_t *victim, bool take
 bool sp__runq_empty(const sp__worker_t *w);
 void sp__lifo_push(sp__worker_t *w, struct sp_fiber *f);
 struct sp_fiber *sp__lifo_pop(sp__worker_t *w);
-struct sp_fiber *sp__lifo_steal(sp__worker_t *w, sp__worker_t *victim);
+struct sp_fiber *sp__lifo_steal(sp__worker_t *w, sp__worker_t *victim, bool take_last);
 void sp__inject_push(struct sp_runtime *rt, struct sp_fiber *head, struct sp_fiber *tail, uint32_t n);
 struct sp_fiber *sp__inject_pop(struct sp_runtime *rt, sp__worker_t *w);
 void sp__inbox_push(sp__worker_t *w, struct sp_fiber *f);

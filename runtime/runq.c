@@ -85,9 +85,21 @@ struct sp_fiber *sp__lifo_pop(sp__worker_t *w) {
 }
 
 /* Takes the oldest half of victim's lifo: one to run, the rest into w's
- * ring. Runs on: thief (w), whose ring has room (it is stealing). */
-struct sp_fiber *sp__lifo_steal(sp__worker_t *w, sp__worker_t *victim) {
-  if (!LOAD(&victim->nlifo, ACQUIRE)) return NULL;
+ * ring. A lone spawn is treated like runnext (grab): taken only with
+ * take_last, and not from a worker about to run it (a parent that spawns
+ * one child and joins it runs the child next; stealing it would split the
+ * pair across cores, as Go avoids for its runnext, where Go puts spawns).
+ * Runs on: thief (w), whose ring has room (it is stealing). */
+struct sp_fiber *sp__lifo_steal(sp__worker_t *w, sp__worker_t *victim, bool take_last) {
+  uint32_t have = LOAD(&victim->nlifo, ACQUIRE);
+  if (!have) return NULL;
+  if (have == 1) {
+    if (!take_last) return NULL;
+    if (LOAD(&victim->cur, RELAXED)) {
+      for (int i = 0; i < 200 && LOAD(&victim->nlifo, ACQUIRE) == 1; i++)
+        __builtin_ia32_pause(); /* a few microseconds */
+    }
+  }
   struct sp_fiber *got[SP__LIFO_CAP];
   uint32_t k = 0;
   lifo_lock(victim);

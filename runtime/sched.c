@@ -455,7 +455,7 @@ static struct sp_fiber *steal_round(sp__worker_t *w, int64_t now, bool take_next
     if (now) sp__timer_run(&v->timers, now);
     struct sp_fiber *f = sp__runq_pop(w); /* a timer may have readied one */
     if (!f) f = sp__runq_steal(w, v, take_next);
-    if (!f) f = sp__lifo_steal(w, v);
+    if (!f) f = sp__lifo_steal(w, v, take_next);
     if (f) {
       sp__stat_inc(&w->stats.steals);
       SP__TRACE(w, TR_STEAL, f->id, NULL);

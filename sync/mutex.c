@@ -72,7 +72,7 @@ static int take_or_mark(mutex_t *m, bool starving, bool woken) {
   }
 }
 
-static int lock_until(mutex_t *m, int64_t deadline);
+static int lock_until(mutex_t *m, int64_t deadline, bool tried);
 
 int sp_mutex_lock_until(sp_mutex_t *mm, int64_t deadline) {
   if (!mm) return -EINVAL;
@@ -82,14 +82,15 @@ int sp_mutex_lock_until(sp_mutex_t *mm, int64_t deadline) {
     sp__debugf(NULL, "mutex %p: recursive lock (this fiber already holds it)", (void *)mm);
     return -EDEADLK;
   }
-  int rc = lock_until(m, deadline);
+  int rc = lock_until(m, deadline, false);
   if (rc == 0 && me) __atomic_store_n(&m->owner, me, __ATOMIC_RELAXED);
   return rc;
 }
 
-static int lock_until(mutex_t *m, int64_t deadline) {
+/* tried: the caller's fast path already failed its CAS just now. */
+__attribute__((noinline)) static int lock_until(mutex_t *m, int64_t deadline, bool tried) {
   uint32_t s = 0;
-  if (CAS(&m->state, &s, LOCKED)) return 0;
+  if (!tried && CAS(&m->state, &s, LOCKED)) return 0;
   for (int i = 0; i < 4 && sp__spin_ok(); i++) { /* Go: 4 x 30 PAUSE */
     for (int k = 0; k < 30; k++) __builtin_ia32_pause();
     s = LOAD(&m->state);
@@ -124,21 +125,35 @@ static int lock_until(mutex_t *m, int64_t deadline) {
   }
 }
 
-int sp_mutex_lock(sp_mutex_t *m) { return sp_mutex_lock_until(m, SP_FOREVER); }
+/* The fast paths: one CAS and no frame; everything else out of line. */
+int sp_mutex_lock(sp_mutex_t *mm) {
+  uint32_t s = 0;
+  if (!mm || sp__debug_any()) return sp_mutex_lock_until(mm, SP_FOREVER);
+  if (CAS(&((mutex_t *)mm)->state, &s, LOCKED)) return 0;
+  return lock_until((mutex_t *)mm, SP_FOREVER, true);
+}
 int sp_mutex_trylock(sp_mutex_t *m) { return sp_mutex_lock_until(m, 0); }
 
+static int unlock_slow(mutex_t *m, uint32_t s);
+
 int sp_mutex_unlock(sp_mutex_t *mm) {
+  uint32_t s = LOCKED;
+  if (mm && !sp__debug_any() && CAS(&((mutex_t *)mm)->state, &s, 0)) return 0;
   if (!mm) return -EINVAL;
-  mutex_t *m = (mutex_t *)mm;
+  return unlock_slow((mutex_t *)mm, s);
+}
+
+__attribute__((noinline)) static int unlock_slow(mutex_t *m, uint32_t s) {
+  sp_mutex_t *mm = (sp_mutex_t *)m;
   if (sp__debug_any()) { /* M5 */
     uint64_t me = sp__debug_self(), owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
     if (me && owner && owner != me)
       sp__debugf(NULL, "mutex %p: unlocked by a fiber that does not hold it (fiber %llu does)",
                  (void *)mm, (unsigned long long)owner);
     __atomic_store_n(&m->owner, 0, __ATOMIC_RELAXED);
+    s = LOCKED;
+    if (CAS(&m->state, &s, 0)) return 0;
   }
-  uint32_t s = LOCKED;
-  if (CAS(&m->state, &s, 0)) return 0;
   for (;;) {
     if (!(s & LOCKED)) {
       sp__debugf(NULL, "mutex %p: unlock of an unlocked mutex", (void *)mm);
