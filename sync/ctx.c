@@ -12,10 +12,11 @@
  * Deadlines: a context whose own deadline is earlier than its parent's
  * arms a timer on the creating worker's heap; the timer, which runs under
  * the heap lock, only spawns a small fiber that cancels (user callbacks and
- * channel closes must not run under that lock). Without a worker (created
- * on a foreign thread) or a fiber (spawn failed), the deadline is still
- * enforced lazily: every wait under the context is cut to it (park.c) and
- * fires it, and sp_ctx_err/sp_ctx_done check it.
+ * channel closes must not run under that lock); when that spawn fails the
+ * timer retries it every millisecond. Without a worker (created on a
+ * foreign thread), the deadline is still enforced lazily: every wait under
+ * the context is cut to it (park.c) and fires it, and sp_ctx_err/sp_ctx_done
+ * check it.
  * Invariants:
  *   X1  refs counts: the creator's (until release), one per fiber bound by
  *       sp_ctx_enter, one per child (its parent pointer), one for the link
@@ -101,15 +102,23 @@ static void *expire_fiber(void *arg) {
   return NULL;
 }
 
-/* Timer callback, under the heap lock: hands the work to a fiber. */
+#define EXPIRE_RETRY_NS 1000000 /* a failed expiry spawn is retried this often */
+
+/* Timer callback, under the heap lock: hands the work to a fiber. If no
+ * fiber can be had (-ENOMEM), the timer fires again a little later (timer.c
+ * T4) rather than fire the scope alone, which would leave the children,
+ * done channel and callbacks to a cancel that then finds the scope fired
+ * and returns early. Meanwhile every wait under c still ends at c's
+ * deadline (park.c cuts it) and expires c itself. */
 static void timer_fire(sp__timer_t *t) {
   sp_ctx_t *c = t->arg;
+  t->period = 0;
   if (sp__cancel_err(&c->sc) || !try_ref(c)) return; /* X3 */
   static const sp_spawn_opts_t opts = {"ctx-deadline", SP_STACK_MIN, 1};
   if (sp_spawn(c->rt, NULL, expire_fiber, c, &opts) < 0) {
-    sp__cancel_fire(&c->sc, -ETIMEDOUT); /* at least its own waits return */
     unref(c); /* not the last reference: the creator's is still held or
                  the free path waits for this fire (T3) */
+    t->period = EXPIRE_RETRY_NS;
   }
 }
 
