@@ -30,6 +30,7 @@ static void unlink_node(sp__cancel_t *c, sp__cnode_t *n) {
 }
 
 void sp__cancel_del(sp__cancel_t *c, sp__cnode_t *n) {
+  if (n->fired) return; /* C4: unlinked, and the fire is done with n */
   sp__lock(&c->lk);
   if (n->linked) unlink_node(c, n);
   sp__unlock(&c->lk);
@@ -53,7 +54,10 @@ bool sp__cancel_fire(sp__cancel_t *c, int err) {
       sp__cnode_t *node = c->head;
       unlink_node(c, node);
       if (node->cancel) node->cancel(node, err); /* C1: done with it under the lock */
-      else if (sp__park_claim(node->p)) claimed[n++] = node->p;
+      else if (sp__park_claim(node->p)) {
+        node->fired = true; /* C4: the waiter reads it only after our wake */
+        claimed[n++] = node->p;
+      }
     }
     bool more = c->head != NULL;
     sp__unlock(&c->lk);

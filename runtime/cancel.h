@@ -23,6 +23,10 @@
  *   C3  fire may wake a parker after releasing the lock only if it claimed
  *       it under the lock: a claimed waiter cannot wake by other means, so
  *       its frame (and parker) lives until that wake.
+ *   C4  A fire that claimed a node's parker marks the node fired before the
+ *       wake and never touches the node again, so the woken waiter skips
+ *       the lock in sp__cancel_del (a hundred thousand fibers woken by one
+ *       cancel would otherwise all queue on this lock).
  */
 #ifndef SP_RUNTIME_CANCEL_H
 #define SP_RUNTIME_CANCEL_H
@@ -43,6 +47,7 @@ typedef struct sp__cnode {
   sp__parker_t *p;                              /* woken with the error, or */
   void (*cancel)(struct sp__cnode *n, int err); /* called under the lock */
   bool linked;
+  bool fired; /* set by the fire that claimed p, before the wake (C4) */
 } sp__cnode_t;
 
 typedef struct sp__cancel {
