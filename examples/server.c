@@ -105,13 +105,15 @@ int ex_server_main(const ex_server_t *s, int argc, char **argv) {
   const char *addr = s->default_addr;
   sp_config_t cfg;
   sp_config_init(&cfg);
-  long workers = 0, duration = 0;
+  long workers = 0, duration = 0, stats = 0;
   for (int i = 1; i < argc; i++) {
     if (strncmp(argv[i], "--addr=", 7) == 0) addr = argv[i] + 7;
     else if (ex_int_flag(s->name, argv[i], "--workers=", &workers)) cfg.workers = (int)workers;
     else if (ex_int_flag(s->name, argv[i], "--duration=", &duration)) continue;
+    else if (ex_int_flag(s->name, argv[i], "--stats=", &stats)) continue;
     else {
-      fprintf(stderr, "usage: %s [--addr=HOST:PORT] [--workers=N] [--duration=S]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--addr=HOST:PORT] [--workers=N] [--duration=S] [--stats=1]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -148,6 +150,14 @@ int ex_server_main(const ex_server_t *s, int argc, char **argv) {
   for (ex_conn_t *c = conns.next; c != &conns; c = c->next)
     sp_shutdown(c->fd, SHUT_RDWR); /* its fiber sees end of file */
   sp_mutex_unlock(&conns_mu);
+  sp_stats_t st;
+  if (stats && sp_runtime_stats(rt, &st) == 0)
+    fprintf(stderr,
+            "%s: switches %llu, parks %llu, steals %llu, worker wake-ups %llu, io %llu, "
+            "fibers %llu\n",
+            s->name, (unsigned long long)st.switches, (unsigned long long)st.parks,
+            (unsigned long long)st.steals, (unsigned long long)st.wakeups,
+            (unsigned long long)st.io_completed, (unsigned long long)st.spawned);
   rc = sp_runtime_shutdown(rt, sp_deadline_in(2000000000LL));
   if (rc == 0) rc = sp_runtime_destroy(rt);
   if (rc < 0) fprintf(stderr, "%s: shutdown: %s\n", s->name, sp_strerror(rc));
