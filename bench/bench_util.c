@@ -97,9 +97,32 @@ struct sp_runtime *bu_runtime_stack(int workers, size_t stack_size) {
   return rt;
 }
 
+static int stats_wanted(void) {
+  const char *want = getenv("BU_STATS");
+  return want && *want == '1';
+}
+
+void bu_stats_begin(struct sp_runtime *rt, sp_stats_t *s0) {
+  if (stats_wanted()) sp_runtime_stats(rt, s0);
+}
+
+void bu_stats_end(struct sp_runtime *rt, const sp_stats_t *s0) {
+  sp_stats_t s1;
+  if (!stats_wanted() || sp_runtime_stats(rt, &s1) < 0) return;
+  fprintf(stderr,
+          "bench: run: switches %llu, parks %llu, steals %llu, worker wake-ups %llu, "
+          "spawned %llu\n",
+          (unsigned long long)(s1.switches - s0->switches), (unsigned long long)(s1.parks - s0->parks),
+          (unsigned long long)(s1.steals - s0->steals), (unsigned long long)(s1.wakeups - s0->wakeups),
+          (unsigned long long)(s1.spawned - s0->spawned));
+}
+
 void bu_run_fiber(struct sp_runtime *rt, void *(*fn)(void *), void *arg) {
+  sp_stats_t s0;
+  bu_stats_begin(rt, &s0);
   sp_fiber_t d;
   int rc = sp_spawn(rt, &d, fn, arg, NULL);
   if (rc < 0) bu_die("spawn driver", rc);
   if ((rc = sp_join(d, NULL, SP_FOREVER)) < 0) bu_die("join driver", rc);
+  bu_stats_end(rt, &s0);
 }

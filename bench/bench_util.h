@@ -31,6 +31,7 @@ int64_t bu_rss_bytes(void);
 void bu_result(const char *name, int workers, double value, const char *unit);
 
 struct sp_runtime;
+struct sp_stats;
 /* A runtime with `workers` workers; exits 1 if it cannot be created.
  * _stack: with that default stack size for its fibers (0: Spindle's). */
 struct sp_runtime *bu_runtime(int workers);
@@ -40,6 +41,11 @@ struct sp_runtime *bu_runtime_stack(int workers, size_t stack_size);
  * (Benchmarks time inside such a driver fiber, so spawning from a foreign
  * thread is not part of what they measure.) */
 void bu_run_fiber(struct sp_runtime *rt, void *(*fn)(void *), void *arg);
+/* With BU_STATS=1 in the environment, bu_stats_end prints the runtime's
+ * counters (switches, parks, steals, wake-ups, spawns) accumulated since
+ * bu_stats_begin to stderr; bu_run_fiber does it for each run. */
+void bu_stats_begin(struct sp_runtime *rt, struct sp_stats *s0);
+void bu_stats_end(struct sp_runtime *rt, const struct sp_stats *s0);
 
 /* Prints "bench: <what>: <text for rc>" on stderr and exits 1. */
 __attribute__((noreturn)) void bu_die(const char *what, int rc);

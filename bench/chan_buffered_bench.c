@@ -53,12 +53,15 @@ static double measure(sp_runtime_t *rt, int64_t n) {
   int rc = sp_chan_make(&r.ch, sizeof(int64_t), CAP);
   if (rc < 0) bu_die("chan_make", rc);
   sp_fiber_t p, c;
+  sp_stats_t s0;
+  bu_stats_begin(rt, &s0);
   int64_t t0 = bu_now_ns();
   if ((rc = sp_spawn(rt, &c, consumer, &r, NULL)) < 0) bu_die("spawn consumer", rc);
   if ((rc = sp_spawn(rt, &p, producer, &r, NULL)) < 0) bu_die("spawn producer", rc);
   if ((rc = sp_join(p, NULL, SP_FOREVER)) < 0) bu_die("join producer", rc);
   if ((rc = sp_join(c, NULL, SP_FOREVER)) < 0) bu_die("join consumer", rc);
   int64_t elapsed = bu_now_ns() - t0;
+  bu_stats_end(rt, &s0);
   if (r.got != n || r.sum != n * (n - 1) / 2) {
     fprintf(stderr, "chan_buffered_bench: got %lld items summing to %lld\n", (long long)r.got,
             (long long)r.sum);
