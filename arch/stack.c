@@ -76,7 +76,11 @@ static size_t class_size(int k) { return CLASS_MIN << k; }
 
 void sp__stack_pool_init(sp__stack_pool_t *p) {
   memset(p, 0, sizeof *p);
-  pthread_mutex_init(&p->lock, NULL);
+  pthread_mutexattr_t a; /* adaptive: workers allocating and freeing collide */
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&p->lock, &a);
+  pthread_mutexattr_destroy(&a);
   for (int k = 0; k < SP__STACK_CLASSES; k++) p->next_chunk_slots[k] = CHUNK_SLOTS_MIN;
 }
 
@@ -189,6 +193,16 @@ static int alloc_large(sp__stack_pool_t *p, size_t size, sp__stack_t *out, const
   return 0;
 }
 
+/* Counts a stack handed out (+1) or back (-1): in the caller's cache when
+ * it has one (no shared cache line), else in the pool. */
+static void count(sp__stack_pool_t *p, sp__stack_cache_t *cache, int64_t d) {
+  if (cache)
+    __atomic_store_n(&cache->used, __atomic_load_n(&cache->used, __ATOMIC_RELAXED) + d,
+                     __ATOMIC_RELAXED);
+  else
+    __atomic_fetch_add(&p->in_use, d, __ATOMIC_RELAXED);
+}
+
 int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
                     sp__stack_t *out, const char **why) {
   int k = class_of(size);
@@ -211,7 +225,7 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
     pthread_mutex_unlock(&p->lock);
     out->size = class_size(k);
   }
-  if (rc == 0) __atomic_fetch_add(&p->in_use, 1, __ATOMIC_RELAXED);
+  if (rc == 0) count(p, cache, 1);
   return rc;
 }
 
@@ -229,7 +243,7 @@ static void push_free(sp__stack_pool_t *p, int k, void *lo) {
 
 void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s) {
   UNPOISON(s.lo, s.size); /* K3 */
-  __atomic_fetch_sub(&p->in_use, 1, __ATOMIC_RELAXED);
+  count(p, cache, -1);
   int k = class_of(s.size);
   if (k < 0 || class_size(k) != s.size) {
 #ifdef USE_VALGRIND
@@ -250,6 +264,8 @@ void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s
 }
 
 void sp__stack_cache_drain(sp__stack_pool_t *p, sp__stack_cache_t *cache) {
+  __atomic_fetch_add(&p->in_use, __atomic_load_n(&cache->used, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  __atomic_store_n(&cache->used, 0, __ATOMIC_RELAXED);
   pthread_mutex_lock(&p->lock);
   for (int k = 0; k < SP__STACK_CLASSES; k++)
     while (cache->n[k] > 0) push_free(p, k, cache->slot[k][--cache->n[k]]);

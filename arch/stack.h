@@ -41,13 +41,19 @@ typedef struct sp__stack_pool {
   size_t next_chunk_slots[SP__STACK_CLASSES];
   int guard_mode;          /* enum sp__guard_mode; tests may preset MPROTECT */
   uint64_t mapped;    /* stacks carved or mapped, in use or free */
-  uint64_t in_use;    /* stacks handed out and not yet freed */
+  int64_t in_use;     /* atomic: stacks handed out and not yet freed, less
+                         what the caches count (a cache's `used`) */
 } sp__stack_pool_t;
 
 /* A worker's private cache in front of the pool (owner thread only). */
 typedef struct sp__stack_cache {
   void *slot[SP__STACK_CLASSES][SP__STACK_CACHE];
   int n[SP__STACK_CLASSES];
+  /* atomic, written by the owner only: stacks allocated minus stacks freed
+   * through this cache (negative when others allocated what it freed);
+   * in use = pool in_use + the sum over caches, without a counter that
+   * every worker's spawn and exit would bounce between cores */
+  int64_t used;
 } sp__stack_cache_t;
 
 void sp__stack_pool_init(sp__stack_pool_t *p);

@@ -39,6 +39,20 @@ enum sp__rank {
   RANK_LEAF,
 };
 
+/* Initializes m as glibc's adaptive mutex: under contention it spins a
+ * little before sleeping in the kernel, which suits the runtime's short
+ * critical sections (a default mutex sleeps at once, and two workers that
+ * collide on a queue or pool lock then pay a futex round trip each time).
+ * The caller's file defines _GNU_SOURCE. */
+#define SP_MUTEX_INIT_ADAPTIVE(m)                                 \
+  do {                                                            \
+    pthread_mutexattr_t a_;                                       \
+    pthread_mutexattr_init(&a_);                                  \
+    pthread_mutexattr_settype(&a_, PTHREAD_MUTEX_ADAPTIVE_NP);    \
+    pthread_mutex_init((m), &a_);                                 \
+    pthread_mutexattr_destroy(&a_);                               \
+  } while (0)
+
 #ifndef NDEBUG
 void sp__rank_acquire(int rank, const void *lock);
 void sp__rank_release(int rank, const void *lock);

@@ -196,9 +196,9 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     return -ENOMEM;
   }
   memset(rt->workers, 0, sizeof(sp__worker_t) * (size_t)rt->nworkers);
-  pthread_mutex_init(&rt->inject_lock, NULL);
-  pthread_mutex_init(&rt->idle_lock, NULL);
-  pthread_mutex_init(&rt->fpool_lock, NULL);
+  SP_MUTEX_INIT_ADAPTIVE(&rt->inject_lock);
+  SP_MUTEX_INIT_ADAPTIVE(&rt->idle_lock);
+  SP_MUTEX_INIT_ADAPTIVE(&rt->fpool_lock);
   pthread_mutex_init(&rt->done_lock, NULL);
   pthread_mutex_init(&rt->dl_lock, NULL);
   pthread_mutex_init(&rt->census_lock, NULL);
@@ -212,7 +212,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     sp__worker_t *w = &rt->workers[i];
     w->rt = rt;
     w->index = i;
-    pthread_mutex_init(&w->inbox_lock, NULL);
+    SP_MUTEX_INIT_ADAPTIVE(&w->inbox_lock);
     sp__timer_heap_init(&w->timers);
   }
   rt->vnow = sp__mono();
@@ -338,6 +338,8 @@ int sp_runtime_stats(const sp_runtime_t *rt, sp_stats_t *out) {
   out->spawned += LOAD(&rt->spawned_foreign, RELAXED);
   out->live = LOAD(&rt->live, RELAXED);
   out->stacks = LOAD(&rt->stacks.mapped, RELAXED);
-  out->stacks_used = LOAD(&rt->stacks.in_use, RELAXED);
+  int64_t used = LOAD(&rt->stacks.in_use, RELAXED);
+  for (int i = 0; i < rt->nworkers; i++) used += LOAD(&rt->workers[i].stacks.used, RELAXED);
+  out->stacks_used = used < 0 ? 0 : (uint64_t)used; /* a snapshot while stacks move */
   return 0;
 }

@@ -76,7 +76,7 @@ static void remove_at(sp__timer_heap_t *h, size_t i) {
 }
 
 void sp__timer_heap_init(sp__timer_heap_t *h) {
-  pthread_mutex_init(&h->lock, NULL);
+  SP_MUTEX_INIT_ADAPTIVE(&h->lock);
   h->a = NULL;
   h->n = h->cap = 0;
   h->next = INT64_MAX;

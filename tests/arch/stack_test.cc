@@ -47,15 +47,21 @@ TEST(StackPool, ReusesFreedStacks) {
   EXPECT_EQ(a.lo, b.lo) << "cache hit";
   ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 64 * 1024, &c, &why));  // no cache
   EXPECT_EQ(2u, pool.mapped);
-  EXPECT_EQ(2u, pool.in_use);
-  sp__stack_free(&pool, nullptr, c);
+  // in use = the pool's count (cacheless allocations) + each cache's
+  EXPECT_EQ(1, pool.in_use);
+  EXPECT_EQ(1, cache.used);
+  sp__stack_free(&pool, &cache, c);  // freed through another cache than its own
+  EXPECT_EQ(1, pool.in_use);
+  EXPECT_EQ(0, cache.used);
   sp__stack_free(&pool, &cache, b);
-  EXPECT_EQ(0u, pool.in_use);
+  EXPECT_EQ(0, pool.in_use + cache.used);
   sp__stack_t big;  // larger than the largest class: a mapping of its own
   ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, 5 << 20, &big, &why));
   memset(big.lo, 1, big.size);
   sp__stack_free(&pool, &cache, big);
-  sp__stack_cache_drain(&pool, &cache);
+  sp__stack_cache_drain(&pool, &cache);  // folds the cache's count into the pool's
+  EXPECT_EQ(0, pool.in_use);
+  EXPECT_EQ(0, cache.used);
   sp__stack_pool_destroy(&pool);
 }
 
