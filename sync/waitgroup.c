@@ -7,9 +7,14 @@
  * lock and wakes every waiter; the group can then be reused.
  * Invariants:
  *   G1  The counter never goes negative: such an add is refused whole.
- *   G2  A waiter links itself only under the lock and after seeing the
- *       counter > 0 there; the add that reaches zero always takes the lock
- *       after its CAS, so it finds every waiter that saw the old value.
+ *   G2  A waiter, under the lock, sets WAITERS in the counter word while
+ *       the count is > 0 and then links itself; the add that brings the
+ *       count to zero clears WAITERS in the same CAS and, if it was set,
+ *       takes the lock and wakes every linked waiter (the lock orders it
+ *       after any link in progress).
+ *   G3  An add that finds no WAITERS never touches the group after its
+ *       CAS: a waiter that saw zero may have returned and freed it (Go's
+ *       WaitGroup allows that too).
  * Locks: lk (rank SYNC), never across a switch.
  */
 #include <errno.h>
@@ -28,20 +33,27 @@ typedef struct {
 } wg_t;
 _Static_assert(sizeof(wg_t) <= sizeof(sp_waitgroup_t), "sp_waitgroup_t too small");
 
+#define WAITERS ((int64_t)1 << 62) /* in count: a waiter may be linked (G2) */
+#define COUNT(v) ((v) & (WAITERS - 1))
+
 int64_t sp_wg_add(sp_waitgroup_t *g, int64_t delta) {
   if (!g) return -EINVAL;
   wg_t *wg = (wg_t *)g;
   int64_t old = __atomic_load_n(&wg->count, __ATOMIC_RELAXED), v;
   do {
-    v = old + delta;
-    if (v < 0) { /* G1 */
-      sp__debugf(NULL, "waitgroup %p: counter would go negative (%lld)", (void *)g, (long long)v);
+    int64_t c = COUNT(old) + delta;
+    if (c < 0 || c >= WAITERS) { /* G1 */
+      sp__debugf(NULL, "waitgroup %p: counter would go %s (%lld)", (void *)g,
+                 c < 0 ? "negative" : "out of range", (long long)c);
       return -EINVAL;
     }
+    v = c == 0 ? 0 : (old & WAITERS) | c; /* zero clears WAITERS: we wake them */
   } while (!__atomic_compare_exchange_n(&wg->count, &old, v, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED));
-  if (v != 0 || delta == 0) return v;
-  sp__lock(&wg->lk); /* G2 */
+  /* G3: without WAITERS, no waiter can be linked and a caller of wait may
+   * already have returned and freed g: do not touch it again */
+  if (v != 0 || !(old & WAITERS)) return COUNT(v);
+  sp__lock(&wg->lk);
   sp__waiter_t *list = sp__waitq_claim_all(&wg->q);
   sp__unlock(&wg->lk);
   sp__waitq_wake_all(list);
@@ -53,15 +65,17 @@ int64_t sp_wg_done(sp_waitgroup_t *g) { return sp_wg_add(g, -1); }
 int sp_wg_wait(sp_waitgroup_t *g, int64_t deadline) {
   if (!g) return -EINVAL;
   wg_t *wg = (wg_t *)g;
-  if (__atomic_load_n(&wg->count, __ATOMIC_ACQUIRE) == 0) return 0;
+  if (COUNT(__atomic_load_n(&wg->count, __ATOMIC_ACQUIRE)) == 0) return 0;
+  if (deadline == 0) return -EAGAIN;
   sp__lock(&wg->lk);
-  if (__atomic_load_n(&wg->count, __ATOMIC_ACQUIRE) == 0) {
+  int64_t v = __atomic_load_n(&wg->count, __ATOMIC_ACQUIRE);
+  while (COUNT(v) != 0 && !(v & WAITERS) &&
+         !__atomic_compare_exchange_n(&wg->count, &v, v | WAITERS, false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_ACQUIRE)) {
+  }
+  if (COUNT(v) == 0) { /* reached zero meanwhile */
     sp__unlock(&wg->lk);
     return 0;
-  }
-  if (deadline == 0) {
-    sp__unlock(&wg->lk);
-    return -EAGAIN;
   }
   sp__waiter_t w = {0};
   return sp__waitq_block(&wg->q, &w, &wg->lk, deadline, false, "waitgroup wait", g); /* G2 */
