@@ -61,7 +61,7 @@ bool sp__cancel_fire(sp__cancel_t *c, int err) {
     }
     bool more = c->head != NULL;
     sp__unlock(&c->lk);
-    for (int i = 0; i < n; i++) sp__park_wake(claimed[i], err);
+    for (int i = 0; i < n; i++) sp__park_wake_fifo(claimed[i], err);
     if (!more) return true;
     sp__lock(&c->lk);
   }
