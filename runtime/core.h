@@ -127,6 +127,7 @@ typedef struct sp__worker {
   struct sp_fiber *cur;       /* fiber running now; NULL in the scheduler */
   struct sp_fiber *prev;      /* switched out, action pending (sched.c S2) */
   enum sp__action prev_action;
+  struct sp__lock *prev_unlock; /* ACT_PARK: a lock to release after it (park.c P6) */
   uint32_t tick;
   uint64_t rng;
   bool spinning;
@@ -276,6 +277,9 @@ sp__worker_t *sp__self(void) __attribute__((noinline));
 void sp__switch_out(enum sp__action action);
 /* The same, for a caller that just read w = sp__self() (saves a call). */
 void sp__switch_from(sp__worker_t *w, enum sp__action action);
+/* Parks the current fiber (ACT_PARK) holding lk, which the context resumed
+ * next releases once the fiber is PARKED (park.c P6). Switches: yes. */
+void sp__switch_out_unlock(struct sp__lock *lk);
 
 /* Where sp__enqueue puts a RUNNABLE fiber on the current worker. */
 enum sp__where {

@@ -11,7 +11,9 @@
  *   L1  Never held across a fiber switch (park, yield): a lock taken on one
  *       thread must be released on the same thread. Primitives collect
  *       waiters under the lock and wake them after unlocking, or wake under
- *       it (sp__park_wake takes only leaf locks and never switches).
+ *       it (sp__park_wake takes only leaf locks and never switches). The
+ *       one exception is a solo park (park.c P6): the lock is released by
+ *       the same thread right after the jump, in the context resumed next.
  *   L2  All-zero is a valid, unlocked lock (primitives are zero-initialised).
  * Ordering: lock is acquire, unlock is release; TSan sees both.
  * Rejected: pthread_mutex_t (larger, not all-zero-initialisable portably,

@@ -37,6 +37,15 @@
  *       on it: cancellation is one more waker racing through the token CAS.
  *   P5  WOKEN is the claimer's last write: a fiber that finds itself WOKEN
  *       owns its word again (plain stores).
+ *   P6  Solo parks (sp__park_solo: no deadline, no cancellation scope, one
+ *       registration whose every claimer holds the lock lk the waiter
+ *       registered under) keep lk across the switch-out: the context
+ *       resumed next stores PARKED and only then releases lk (same thread,
+ *       sched.c S2). A claimer, holding lk, therefore always finds the
+ *       fiber PARKED and alone: the claim is a plain store, the wake too.
+ *       A handoff through a channel or mutex then costs only the lock's
+ *       own atomics. (L1 of lock.h allows this one crossing: the lock is
+ *       released by the same thread, right after the jump.)
  * Ordering: the claim CAS is acq_rel, so data the claimer hands over before
  *   sp__park_wake is visible to the woken waiter (via state/queue release).
  * Locks: none here. Deadlines use a timer on the parking worker's heap.
@@ -56,6 +65,7 @@ void sp__park_begin(sp__parker_t *p) {
   sp__worker_t *w = sp__self();
   p->reason = 0;
   p->winner = NULL;
+  p->solo = 0;
   if (!w || !w->cur) {
     p->fiber = NULL;
     __atomic_store_n(&p->token, T_ARMED, __ATOMIC_RELAXED);
@@ -80,6 +90,16 @@ void sp__park_note(const char *what, const void *obj) {
 }
 
 bool sp__park_claim(sp__parker_t *p) {
+  if (p->solo) { /* P6: we hold the lock the waiter kept until PARKED */
+    uint32_t t = p->token;
+    uint64_t w = __atomic_load_n(&p->fiber->pk, __ATOMIC_RELAXED);
+    if (w != sp__pk(F_PARKED, t))
+      sp__panic("park: solo claim of fiber %llu in state %u, token %u (armed %u)",
+                (unsigned long long)p->fiber->id, (uint32_t)w, (uint32_t)(w >> 32), t);
+    __atomic_store_n(&p->fiber->pk, sp__pk(F_PARKED, t + 1), __ATOMIC_RELAXED);
+    p->parked = 1;
+    return true;
+  }
   if (p->fiber) {
     uint32_t t = p->token;
     uint64_t *pk = &p->fiber->pk;
@@ -166,6 +186,16 @@ static int wait_scoped(sp__parker_t *p, int64_t deadline, sp__cancel_t *c) {
   sp__cancel_del(c, &n);
   if (r == -ETIMEDOUT && cut && c->expire) c->expire(c);
   return r;
+}
+
+bool sp__park_solo(sp__parker_t *p, int64_t deadline) {
+  p->solo = p->fiber && deadline == SP_FOREVER && !p->fiber->cancel;
+  return p->solo;
+}
+
+int sp__park_wait_locked(sp__parker_t *p, sp__lock_t *lk) {
+  sp__switch_out_unlock(lk);
+  return p->reason;
 }
 
 int sp__park_wait(sp__parker_t *p, int64_t deadline) {

@@ -33,6 +33,7 @@ typedef struct sp__parker {
   struct sp_fiber *fiber; /* the parked fiber; NULL for a foreign thread */
   uint32_t token;         /* fiber: its armed token; thread: claim word */
   uint32_t parked;        /* set by the claim: the fiber was off its stack */
+  uint32_t solo;          /* P6: every claimer holds the lock it parks with */
   int reason;             /* written by the claimer before the wake */
   void *winner;           /* optional: which registration won (select) */
 } sp__parker_t;
@@ -55,6 +56,17 @@ int sp__park_wait(sp__parker_t *p, int64_t deadline);
  * that must end only by their own event (an io_uring operation, whose
  * cancellation is arranged separately: io/uring.c). */
 int sp__park_wait_unscoped(sp__parker_t *p, int64_t deadline);
+
+/* Whether the armed p may park holding a lock (sp__park_wait_locked): a
+ * fiber's wait with no deadline and no cancellation scope. Sets p->solo
+ * when it returns true; call it before p is published. */
+struct sp__lock;
+bool sp__park_solo(sp__parker_t *p, int64_t deadline);
+/* Parks a solo p (above) holding lk, which is released once the fiber is
+ * off its stack; every claimer of p must take lk first (it then needs no
+ * CAS: P6). Returns the wake reason. Runs on: the waiter, holding lk; lk
+ * is not held on return. Switches: yes. */
+int sp__park_wait_locked(sp__parker_t *p, struct sp__lock *lk);
 
 /* Withdraws an armed p without waiting. Returns true if withdrawn; false if
  * a waker claimed it first (then call sp__park_wait). Runs on: the waiter. */

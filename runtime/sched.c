@@ -265,6 +265,13 @@ static void after_switch(transfer_t t) {
     break;
   case ACT_PARK: {
     prev->ctx.fctx = t.fctx; /* before PARKED: a waker may resume it then */
+    sp__lock_t *lk = w->prev_unlock;
+    if (lk) { /* park.c P6: every waker needs lk, so nobody raced us */
+      w->prev_unlock = NULL;
+      sp__fset(prev, F_PARKED);
+      sp__unlock(lk);
+      break;
+    }
     uint64_t pk = LOAD(&prev->pk, ACQUIRE);
     for (;;) { /* PARKING -> PARKED; a claim may move the token meanwhile */
       uint32_t s = (uint32_t)pk;
@@ -313,13 +320,19 @@ static void fiber_entry(transfer_t t);
 
 void sp__switch_out(enum sp__action action) { sp__switch_from(sp__self(), action); }
 
+void sp__switch_out_unlock(sp__lock_t *lk) {
+  sp__worker_t *w = sp__self();
+  w->prev_unlock = lk;
+  sp__switch_from(w, ACT_PARK);
+}
+
 void sp__switch_from(sp__worker_t *w, enum sp__action action) {
   struct sp_fiber *f = w->cur;
   if (sp__rank_held()) /* lock.h L1, checked in debug builds */
     sp__panic("sched: fiber %llu \"%s\" switches out holding %d runtime lock(s)",
               (unsigned long long)f->id, f->name, sp__rank_held());
   if (action == ACT_PARK) {
-    if (sp__fstate(f) == F_WOKEN) { /* woken before we left: keep running */
+    if (!w->prev_unlock && sp__fstate(f) == F_WOKEN) { /* woken before we left */
       sp__fset(f, F_RUNNING); /* the waker is done with us (park.c P5) */
       return;
     }

@@ -93,6 +93,31 @@ TEST_P(CoordTest, WaitGroupFanInAndReuse) {
   });
 }
 
+// A WaitGroup may be freed as soon as a wait returns 0, even when earlier
+// waits timed out (they leave the waiters mark behind) and the last done
+// runs on another worker at that moment. Under ASan/TSan a done that still
+// touched the group after the wait returned is a use after free.
+TEST_P(CoordTest, WaitGroupFreedRightAfterWait) {
+  for (int round = 0; round < sptest::Scaled(2000); round++) {
+    auto *wg = new sp_waitgroup_t{};
+    ASSERT_EQ(1, sp_wg_add(wg, 1));
+    ASSERT_EQ(-ETIMEDOUT, sp_wg_wait(wg, sp_deadline_in(10000)));  // leaves WAITERS set
+    sp_fiber_t f;
+    ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *g) -> void * {
+                sp_wg_done(static_cast<sp_waitgroup_t *>(g));
+                return nullptr;
+              }, wg, nullptr));
+    if (round % 2) {
+      while (sp_wg_wait(wg, 0) != 0) {
+      }
+    } else {
+      ASSERT_EQ(0, sp_wg_wait(wg, SP_FOREVER));
+    }
+    delete wg;  // the done may have returned or not: it must not touch wg now
+    ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  }
+}
+
 TEST_P(CoordTest, OnceUnderContention) {
   static sp_once_t once;
   static std::atomic<int> calls, after;
