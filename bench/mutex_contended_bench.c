@@ -38,6 +38,8 @@ static void *worker(void *arg) {
 static double measure(sp_runtime_t *rt, int64_t n) {
   sp_fiber_t f[FIBERS];
   counter = 0;
+  sp_stats_t s0;
+  bu_stats_begin(rt, &s0);
   int64_t t0 = bu_now_ns();
   for (int i = 0; i < FIBERS; i++) {
     int rc = sp_spawn(rt, &f[i], worker, &n, NULL);
@@ -48,6 +50,7 @@ static double measure(sp_runtime_t *rt, int64_t n) {
     if (rc < 0) bu_die("join", rc);
   }
   int64_t elapsed = bu_now_ns() - t0;
+  bu_stats_end(rt, &s0);
   if (counter != FIBERS * n) {
     fprintf(stderr, "mutex_contended_bench: counter %lld, want %lld\n", (long long)counter,
             (long long)(FIBERS * n));
