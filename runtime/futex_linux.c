@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,21 +36,35 @@ void sp__futex_wake(uint32_t *addr, int n) {
   syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
 }
 
-/* Contended path of sp__lock (lock.h): spin a little, then mark the lock
- * contended (2) and sleep until an unlock hands it over. */
+/* Takes l if its held half is clear (keeping the sleeper count, less
+ * `leave`). Returns whether it did. */
+static int try_take(sp__lock_t *l, uint32_t leave) {
+  uint32_t v = __atomic_load_n(&l->v, __ATOMIC_RELAXED);
+  while ((v & SP__LOCK_HELD) == 0)
+    if (__atomic_compare_exchange_n(&l->v, &v, (v | 1) - leave, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+      return 1;
+  return 0;
+}
+
+/* Contended path of sp__lock (lock.h): spin with backoff, then register
+ * as a sleeper and sleep until an unlock wakes it. */
 void sp__lock_slow(sp__lock_t *l) {
   /* bounded exponential backoff: two cores taking turns on a hot lock
    * (a buffered channel's producer and consumer) hand the line back and
    * forth far less often; 4+8+16+32*9 PAUSEs at most (~7 us on Zen 5) */
   int pauses = 4;
   for (int i = 0; i < 12; i++) {
-    uint32_t free_ = 0;
-    if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
-        __atomic_compare_exchange_n(&l->v, &free_, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-      return;
+    if (try_take(l, 0)) return;
     for (int k = 0; k < pauses; k++) __builtin_ia32_pause();
     if (pauses < 32) pauses *= 2;
   }
-  while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
-    sp__futex_wait(&l->v, 2, SP_FOREVER);
+  __atomic_fetch_add(&l->v, SP__LOCK_SLEEPER, __ATOMIC_SEQ_CST);
+  if (sp__lock_asym) /* lock.h: unlockers' stores are visible, or they see us */
+    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  for (;;) {
+    if (try_take(l, SP__LOCK_SLEEPER)) return; /* and no longer a sleeper */
+    uint32_t v = __atomic_load_n(&l->v, __ATOMIC_RELAXED);
+    if (v & SP__LOCK_HELD) sp__futex_wait(&l->v, v, SP_FOREVER); /* only while still v */
+  }
 }

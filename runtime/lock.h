@@ -2,11 +2,20 @@
  * lock.h: the internal lock of Spindle's primitives (channels, mutexes,
  * wait queues). Shared-internal (runtime, sync, io).
  *
- * Model: a three-state futex mutex (0 free, 1 locked, 2 locked with
- * sleepers): uncontended lock and unlock are one atomic each; a contended
- * locker spins briefly, then sleeps on the futex (it blocks the worker
- * thread, which is fine because critical sections are a few dozen
- * instructions and never switch).
+ * Model: a futex mutex in one 32-bit word: the low half is 1 while the
+ * lock is held, the high half counts sleepers. Lock is one CAS. A
+ * contended locker spins with backoff, then registers as a sleeper and
+ * sleeps on the futex (it blocks the worker thread, which is fine because
+ * critical sections are a few dozen instructions and never switch).
+ * Unlock, where the kernel has membarrier (L3), is a plain 16-bit store of
+ * the low half and a load of the high half: no atomic RMW. The sleeper
+ * pays instead: after registering it runs membarrier(), which makes every
+ * running thread of the process execute a full barrier, so an unlocker
+ * either had its store visible before the sleeper looks at the word, or
+ * loads the sleeper's registration after it and wakes it (the asymmetric
+ * Dekker of liburcu and the kernel's own qspinlock unlock, a byte store).
+ * Without membarrier (or under TSan, which does not model it) unlock is an
+ * atomic fetch_and, as usual.
  * Invariants:
  *   L1  Never held across a fiber switch (park, yield): a lock taken on one
  *       thread must be released on the same thread. Primitives collect
@@ -15,6 +24,9 @@
  *       one exception is a solo park (park.c P6): the lock is released by
  *       the same thread right after the jump, in the context resumed next.
  *   L2  All-zero is a valid, unlocked lock (primitives are zero-initialised).
+ *   L3  sp__lock_asym is fixed before main (a constructor registers with
+ *       membarrier) and never changes, so lockers and unlockers always
+ *       agree on the protocol.
  * Ordering: lock is acquire, unlock is release; TSan sees both.
  * Rejected: pthread_mutex_t (larger, not all-zero-initialisable portably,
  *   and no cheaper); a pure spinlock (a preempted holder makes every other
@@ -30,11 +42,15 @@ extern "C" {
 #endif
 
 typedef struct sp__lock {
-  uint32_t v; /* 0 free, 1 locked, 2 locked and someone may sleep on it */
+  uint32_t v; /* low half: 1 while held; high half: sleepers */
 } sp__lock_t;
+
+#define SP__LOCK_HELD 0xffffu
+#define SP__LOCK_SLEEPER 0x10000u
 
 void sp__lock_slow(sp__lock_t *l);
 void sp__futex_wake(uint32_t *addr, int n);
+extern int sp__lock_asym; /* L3: unlock by plain store (membarrier works) */
 
 /* Runs on: any thread. Switches: no (may block the thread briefly). */
 static inline void sp__lock(sp__lock_t *l) {
@@ -44,7 +60,19 @@ static inline void sp__lock(sp__lock_t *l) {
 }
 
 static inline void sp__unlock(sp__lock_t *l) {
-  if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2) sp__futex_wake(&l->v, 1);
+#if defined(__x86_64__) && !defined(SP_HAVE_TSAN)
+  if (__builtin_expect(sp__lock_asym, 1)) {
+    /* little endian: the low half is the first 16 bits; x86 keeps the
+     * store before later stores, and membarrier covers store -> load */
+    uint16_t *half = (uint16_t *)&l->v;
+    __atomic_store_n(&half[0], 0, __ATOMIC_RELEASE);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the compiler keeps store, then load */
+    if (__atomic_load_n(&half[1], __ATOMIC_RELAXED)) sp__futex_wake(&l->v, 1);
+    return;
+  }
+#endif
+  if (__atomic_fetch_and(&l->v, ~SP__LOCK_HELD, __ATOMIC_RELEASE) >= SP__LOCK_SLEEPER)
+    sp__futex_wake(&l->v, 1);
 }
 
 #ifdef __cplusplus
