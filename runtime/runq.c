@@ -45,7 +45,9 @@
 _Static_assert((SP_RUNQ_CAP & MASK) == 0, "SP_RUNQ_CAP must be a power of two");
 
 bool sp__runq_empty(const sp__worker_t *w) {
-  return LOAD(&w->head, ACQUIRE) == LOAD(&w->tail, ACQUIRE) && !LOAD(&w->runnext, ACQUIRE) &&
+  /* runnext seq_cst: sched.c S3 (a runnext push publishes by a seq_cst
+   * exchange and skips the producer's fence) */
+  return LOAD(&w->head, ACQUIRE) == LOAD(&w->tail, ACQUIRE) && !LOAD(&w->runnext, SEQ_CST) &&
          !LOAD(&w->nlifo, ACQUIRE);
 }
 

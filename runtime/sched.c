@@ -19,8 +19,9 @@
  *       switcher is owned by this worker alone.
  *   S3  Idle protocol (no lost wake-ups): a sleeper registers in the idle
  *       list (nidle++, seq_cst) and then re-checks every queue before its
- *       futex wait; a producer publishes work, issues a seq_cst fence, and
- *       wakes a sleeper if nidle > 0 and no worker is spinning. One of the
+ *       futex wait; a producer publishes work, issues a seq_cst fence (or
+ *       published it by a seq_cst exchange: runnext), and wakes a sleeper
+ *       if nidle > 0 (seq_cst load) and no worker is spinning. One of the
  *       two always sees the other. A spinner that finds work while being the
  *       last spinner wakes another, so new work keeps getting looked at.
  *   S4  A woken worker was removed from the idle list and counted as
@@ -158,17 +159,20 @@ static void wake_one(struct sp_runtime *rt) {
 
 void sp__wake_idle(struct sp_runtime *rt) { wake_one(rt); }
 
-/* Producer side of S3: call after publishing new work. */
-static void wake_if_needed(struct sp_runtime *rt) {
+/* Producer side of S3: call after publishing new work. sc_published: the
+ * work was published by a seq_cst RMW (runnext's exchange), which already
+ * orders it before the load of nidle, so no fence is needed. */
+static void wake_if_needed(struct sp_runtime *rt, bool sc_published) {
   if (rt->nworkers == 1) { /* the one worker is us: nobody to wake */
     sp__worker_t *w = sp__self();
     if (w && w->rt == rt) return;
   }
 #ifdef SP_HAVE_TSAN /* TSan does not model fences: use an RMW (same order) */
+  (void)sc_published;
   if (__atomic_fetch_add(&rt->nidle, 0, __ATOMIC_SEQ_CST) > 0
 #else
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-  if (LOAD(&rt->nidle, RELAXED) > 0
+  if (!sc_published) __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (LOAD(&rt->nidle, SEQ_CST) > 0
 #endif
       && LOAD(&rt->nspinning, RELAXED) == 0) wake_one(rt);
 }
@@ -199,6 +203,7 @@ static void enqueue(struct sp_runtime *rt, sp__worker_t *w, struct sp_fiber *f,
     if (target != w) wake_worker(rt, target);
     return;
   }
+  bool sc_published = false;
   if (w && w->rt == rt) {
     SP__TRACE(w, where == Q_SPAWN ? TR_SPAWN : TR_WAKE, f->id, NULL);
     if (rt->cfg.seed) where = (enum sp__where)(fastrand(w) % 3); /* S7 */
@@ -208,7 +213,8 @@ static void enqueue(struct sp_runtime *rt, sp__worker_t *w, struct sp_fiber *f,
         old = LOAD(&w->runnext, RELAXED);
         STORE(&w->runnext, f, RELEASE);
       } else {
-        old = __atomic_exchange_n(&w->runnext, f, __ATOMIC_ACQ_REL);
+        old = __atomic_exchange_n(&w->runnext, f, __ATOMIC_SEQ_CST);
+        sc_published = true; /* S3's fence: f is visible in runnext */
       }
       if (old) sp__runq_push(w, old);
     } else if (where == Q_SPAWN) {
@@ -219,7 +225,7 @@ static void enqueue(struct sp_runtime *rt, sp__worker_t *w, struct sp_fiber *f,
   } else {
     sp__inject_push(rt, f, f, 1);
   }
-  wake_if_needed(rt);
+  wake_if_needed(rt, sc_published);
 }
 
 void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where) {
