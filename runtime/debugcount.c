@@ -4,6 +4,8 @@
  * tiny run queues (//runtime:runtime_smallq) and the normal one share one
  * definition.
  */
-int sp__ndebug;
+/* Public (sp_sync.h: the inline mutex fast paths read it), hence the sp_
+ * name; not for users. */
+int sp_debug_runtimes_;
 /* The number of virtual-time runtimes alive (sp_now looks only then). */
 int sp__nvirtual;

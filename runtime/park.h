@@ -93,8 +93,8 @@ void sp__park_wake_fifo(sp__parker_t *p, int reason);
 uint64_t sp__debug_fiber(void);
 /* Whether any debug-mode runtime exists (primitives keep owner records):
  * inline, one relaxed load of a process-wide count (runtime.c). */
-extern int sp__ndebug;
-static inline bool sp__debug_any(void) { return __atomic_load_n(&sp__ndebug, __ATOMIC_RELAXED) > 0; }
+extern int sp_debug_runtimes_; /* declared SP_API in sync/sp_sync.h too */
+static inline bool sp__debug_any(void) { return __atomic_load_n(&sp_debug_runtimes_, __ATOMIC_RELAXED) > 0; }
 static inline uint64_t sp__debug_self(void) { return sp__debug_any() ? sp__debug_fiber() : 0; }
 
 /* Whether a primitive should spin briefly before parking (Go's

@@ -105,7 +105,7 @@ void sp__debugf(struct sp_runtime *rt, const char *fmt, ...) {
     fprintf(stderr, "spindle: thread (not a fiber): %s\n", msg);
 }
 
-/* sp__ndebug (debugcount.c) counts debug-mode runtimes alive: primitives
+/* sp_debug_runtimes_ (debugcount.c) counts debug-mode runtimes alive: primitives
  * are not tied to a runtime, so their misuse checks ask it first. */
 
 uint64_t sp__debug_fiber(void) {
@@ -227,7 +227,7 @@ int sp_runtime_create(sp_runtime_t **out, const sp_config_t *cfg) {
     return rc;
   }
   if (rt->cfg.dump_on_sigquit && sp__sigquit_enable() < 0) rt->cfg.dump_on_sigquit = 0;
-  if (rt->cfg.debug) __atomic_fetch_add(&sp__ndebug, 1, __ATOMIC_RELAXED);
+  if (rt->cfg.debug) __atomic_fetch_add(&sp_debug_runtimes_, 1, __ATOMIC_RELAXED);
   if (rt->cfg.virtual_time) __atomic_fetch_add(&sp__nvirtual, 1, __ATOMIC_RELAXED);
   if (sp__watchdog_start(rt) < 0) /* debug only; a report less, not an error */
     fprintf(stderr, "spindle: debug mode: could not start the slow-fiber watchdog\n");
@@ -307,7 +307,7 @@ int sp_runtime_destroy(sp_runtime_t *rt) {
     sp__census_print(rt);
   }
   if (rt->cfg.dump_on_sigquit) sp__sigquit_disable();
-  if (rt->cfg.debug) __atomic_fetch_sub(&sp__ndebug, 1, __ATOMIC_RELAXED);
+  if (rt->cfg.debug) __atomic_fetch_sub(&sp_debug_runtimes_, 1, __ATOMIC_RELAXED);
   if (rt->cfg.virtual_time) __atomic_fetch_sub(&sp__nvirtual, 1, __ATOMIC_RELAXED);
   sp__deadlock_unregister(rt);
   free_runtime(rt);

@@ -34,6 +34,7 @@
  * Locks: lk (rank SYNC), never across a switch.
  */
 #include <errno.h>
+#include <stddef.h>
 
 #include "runtime/core.h"
 #include "runtime/lock.h"
@@ -125,22 +126,22 @@ __attribute__((noinline)) static int lock_until(mutex_t *m, int64_t deadline, bo
   }
 }
 
-/* The fast paths: one CAS and no frame; everything else out of line. */
-int sp_mutex_lock(sp_mutex_t *mm) {
-  uint32_t s = 0;
+/* The fast paths are inline in sp_sync.h (one CAS each: state_ is
+ * mutex_t.state, LOCKED is 1); these are their out-of-line halves. */
+_Static_assert(offsetof(mutex_t, state) == 0 && LOCKED == 1, "sp_sync.h's inline fast paths");
+
+int sp_mutex_lock_slow_(sp_mutex_t *mm) {
   if (!mm || sp__debug_any()) return sp_mutex_lock_until(mm, SP_FOREVER);
-  if (CAS(&((mutex_t *)mm)->state, &s, LOCKED)) return 0;
-  return lock_until((mutex_t *)mm, SP_FOREVER, true);
+  return lock_until((mutex_t *)mm, SP_FOREVER, true); /* its CAS just failed */
 }
 int sp_mutex_trylock(sp_mutex_t *m) { return sp_mutex_lock_until(m, 0); }
 
 static int unlock_slow(mutex_t *m, uint32_t s);
 
-int sp_mutex_unlock(sp_mutex_t *mm) {
-  uint32_t s = LOCKED;
-  if (mm && !sp__debug_any() && CAS(&((mutex_t *)mm)->state, &s, 0)) return 0;
+int sp_mutex_unlock_slow_(sp_mutex_t *mm) {
   if (!mm) return -EINVAL;
-  return unlock_slow((mutex_t *)mm, s);
+  mutex_t *m = (mutex_t *)mm;
+  return unlock_slow(m, sp__debug_any() ? LOCKED : LOAD(&m->state));
 }
 
 __attribute__((noinline)) static int unlock_slow(mutex_t *m, uint32_t s) {

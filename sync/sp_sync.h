@@ -89,17 +89,42 @@ SP_API int sp_select(sp_case_t *cases, int n, int64_t deadline);
 /* ---- Mutex ---------------------------------------------------------------- */
 
 /* Go's sync.Mutex: not reentrant; a waiter that has waited over 1 ms puts
- * the mutex in starvation mode (ownership is handed to waiters in order). */
-typedef struct sp_mutex {
+ * the mutex in starvation mode (ownership is handed to waiters in order).
+ * Zero-initialised = unlocked. state_ is the lock word, read only by the
+ * inline fast paths below (as Go inlines Lock's and Unlock's). */
+typedef union sp_mutex {
   uint64_t opaque_[4];
+  uint32_t state_;
 } sp_mutex_t;
 
 /* Returns 0, -ETIMEDOUT, -EAGAIN (deadline 0), -EINVAL. Suspends: yes. */
 SP_API int sp_mutex_lock_until(sp_mutex_t *m, int64_t deadline);
-SP_API int sp_mutex_lock(sp_mutex_t *m);    /* = lock_until(m, SP_FOREVER) */
 SP_API int sp_mutex_trylock(sp_mutex_t *m); /* = lock_until(m, 0) */
-/* Returns 0, -EPERM (not locked; in debug mode the fiber is named), -EINVAL. */
-SP_API int sp_mutex_unlock(sp_mutex_t *m);
+/* Not for users: the out-of-line halves of sp_mutex_lock/unlock, and the
+ * count of debug-mode runtimes (which keep owner records: no fast path). */
+SP_API int sp_mutex_lock_slow_(sp_mutex_t *m);
+SP_API int sp_mutex_unlock_slow_(sp_mutex_t *m);
+SP_API extern int sp_debug_runtimes_;
+
+/* = sp_mutex_lock_until(m, SP_FOREVER); an uncontended lock is one CAS,
+ * inline. Suspends: yes. */
+static inline int sp_mutex_lock(sp_mutex_t *m) {
+  uint32_t free_ = 0;
+  if (m && __atomic_load_n(&sp_debug_runtimes_, __ATOMIC_RELAXED) == 0 &&
+      __atomic_compare_exchange_n(&m->state_, &free_, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return 0;
+  return sp_mutex_lock_slow_(m);
+}
+
+/* Returns 0, -EPERM (not locked; in debug mode the fiber is named), -EINVAL.
+ * An unlock nobody waits for is one CAS, inline. Suspends: no. */
+static inline int sp_mutex_unlock(sp_mutex_t *m) {
+  uint32_t held = 1;
+  if (m && __atomic_load_n(&sp_debug_runtimes_, __ATOMIC_RELAXED) == 0 &&
+      __atomic_compare_exchange_n(&m->state_, &held, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return 0;
+  return sp_mutex_unlock_slow_(m);
+}
 
 /* ---- RWMutex -------------------------------------------------------------- */
 

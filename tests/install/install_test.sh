@@ -78,9 +78,11 @@ if grep -E ' sp__' nm_all.txt; then fail "libspindle.so exports internal sp__ sy
 nm -D --defined-only "$so" | awk '$2 ~ /^[A-Z]$/ && $2 != "U" && $2 != "w" { print $3 }' |
   sed 's/@.*//' | sort -u >exported.txt
 if grep -v -E '^sp_[a-z]' exported.txt; then fail "libspindle.so exports non-API symbols (above)"; fi
-# The API: every SP_API function declared in the installed headers.
+# The API: every SP_API function (and SP_API extern variable: the inline
+# mutex fast paths read one) declared in the installed headers.
 find "$prefix/include/spindle" -name '*.h' -exec cat {} + |
-  sed -n -E 's/^SP_API[^(]*[ *]([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/p' | sort -u >declared.txt
+  sed -n -E -e 's/^SP_API[^(]*[ *]([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/p' \
+    -e 's/^SP_API extern [^(;]*[ *]([A-Za-z_][A-Za-z0-9_]*);.*/\1/p' | sort -u >declared.txt
 [[ -s declared.txt ]] || fail "found no SP_API declarations in the headers"
 if comm -23 declared.txt exported.txt | grep .; then fail "declared SP_API but not exported (above)"; fi
 if comm -13 declared.txt exported.txt | grep .; then
