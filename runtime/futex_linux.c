@@ -60,11 +60,15 @@ void sp__lock_slow(sp__lock_t *l) {
     if (pauses < 32) pauses *= 2;
   }
   __atomic_fetch_add(&l->v, SP__LOCK_SLEEPER, __ATOMIC_SEQ_CST);
-  if (sp__lock_asym) /* lock.h: unlockers' stores are visible, or they see us */
-    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  /* lock.h: after membarrier, unlockers' stores are visible or they see us.
+   * Should it fail (a forked child whose registration did not carry
+   * over), an unlock may miss us: then sleep in short slices, a delay
+   * instead of a hang. */
+  bool fenced = !sp__lock_asym || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
   for (;;) {
     if (try_take(l, SP__LOCK_SLEEPER)) return; /* and no longer a sleeper */
     uint32_t v = __atomic_load_n(&l->v, __ATOMIC_RELAXED);
-    if (v & SP__LOCK_HELD) sp__futex_wait(&l->v, v, SP_FOREVER); /* only while still v */
+    if (v & SP__LOCK_HELD) /* only while the word is still v */
+      sp__futex_wait(&l->v, v, fenced ? SP_FOREVER : sp__mono() + 1000000);
   }
 }
