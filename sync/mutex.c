@@ -88,6 +88,13 @@ int sp_mutex_lock_until(sp_mutex_t *mm, int64_t deadline) {
   return rc;
 }
 
+/* Takes the mutex if it is free and not reserved for waiters (a
+ * newcomer's barging attempt, no lk). Returns whether it did. */
+static bool try_barge(mutex_t *m) {
+  uint32_t s = LOAD(&m->state);
+  return !(s & (LOCKED | STARVING)) && CAS(&m->state, &s, s | LOCKED);
+}
+
 /* tried: the caller's fast path already failed its CAS just now. */
 __attribute__((noinline)) static int lock_until(mutex_t *m, int64_t deadline, bool tried) {
   uint32_t s = 0;
@@ -96,12 +103,10 @@ __attribute__((noinline)) static int lock_until(mutex_t *m, int64_t deadline, bo
    * on another worker is often out already (measured: 27 -> 21 ns a
    * lock+unlock with 8 fibers on 2 workers; more looks, or pauses between
    * them, did worse) */
-  s = LOAD(&m->state);
-  if (!(s & (LOCKED | STARVING)) && CAS(&m->state, &s, s | LOCKED)) return 0;
+  if (try_barge(m)) return 0;
   for (int i = 0; i < 4 && sp__spin_ok(); i++) { /* Go: 4 x 30 PAUSE */
     for (int k = 0; k < 30; k++) __builtin_ia32_pause();
-    s = LOAD(&m->state);
-    if (!(s & (LOCKED | STARVING)) && CAS(&m->state, &s, s | LOCKED)) return 0;
+    if (try_barge(m)) return 0;
   }
   int64_t since = 0;
   bool front = false; /* true after a wake-up to retry (then WOKEN is ours) */
@@ -142,16 +147,10 @@ int sp_mutex_lock_slow_(sp_mutex_t *mm) {
 }
 int sp_mutex_trylock(sp_mutex_t *m) { return sp_mutex_lock_until(m, 0); }
 
-static int unlock_slow(mutex_t *m, uint32_t s);
-
 int sp_mutex_unlock_slow_(sp_mutex_t *mm) {
   if (!mm) return -EINVAL;
   mutex_t *m = (mutex_t *)mm;
-  return unlock_slow(m, sp__debug_any() ? LOCKED : LOAD(&m->state));
-}
-
-__attribute__((noinline)) static int unlock_slow(mutex_t *m, uint32_t s) {
-  sp_mutex_t *mm = (sp_mutex_t *)m;
+  uint32_t s = LOAD(&m->state);
   if (sp__debug_any()) { /* M5 */
     uint64_t me = sp__debug_self(), owner = __atomic_load_n(&m->owner, __ATOMIC_RELAXED);
     if (me && owner && owner != me)

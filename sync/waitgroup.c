@@ -53,7 +53,7 @@ int64_t sp_wg_add(sp_waitgroup_t *g, int64_t delta) {
       return -EINVAL;
     }
     if (c == 0 && delta != 0 && (old & WAITERS))
-      v = WAKING | (old & WAKING); /* G2, G3: we wake them */
+      v = WAKING; /* G2, G3: we wake them */
     else
       v = (old & (WAITERS | WAKING)) | c;
   } while (!__atomic_compare_exchange_n(&wg->count, &old, v, false, __ATOMIC_ACQ_REL,
