@@ -56,6 +56,10 @@ static inline bool sp__io_pending(const sp__worker_t *w) {
 /* Submits w's queued SQEs and readies the fibers whose operations
  * completed, without blocking. Runs on: w, in the sched context. */
 void sp__io_poll(sp__worker_t *w);
+/* Whether sp__io_poll(w) has something to do: SQEs to submit, or
+ * completions the kernel has for w's ring (uring.c U6); `unknown` where
+ * the kernel cannot tell without a system call. Runs on: w. */
+bool sp__io_ready(sp__worker_t *w, bool unknown);
 /* Readies the fibers of the completions already visible on w's ring (a
  * sleep brought them in), without a system call. Runs on: w, sched. */
 void sp__io_reap(sp__worker_t *w);

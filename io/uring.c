@@ -31,6 +31,12 @@
  *       so neither the kernel nor the request list holds its frame after
  *       it returns. A result that is not -ECANCELED is returned as is:
  *       bytes moved before the cancellation are reported.
+ *   U6  With DEFER_TASKRUN a finished operation is only task work queued
+ *       on the ring until its owner enters the kernel. TASKRUN_FLAG (where
+ *       the kernel has it) makes the kernel set IORING_SQ_TASKRUN in the SQ
+ *       flags meanwhile, so a worker sees without a system call whether an
+ *       enter would bring anything: polls and spinning workers enter only
+ *       then. Without the flag they enter and find out.
  * Rejected: one ring per runtime (a lock on every submission), a reaper
  * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
  * threads have no ring to send from).
@@ -73,6 +79,8 @@ static const struct {
   unsigned flags;
   const char *name;
 } setups[] = {
+    {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+     "SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG"},
     {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "SINGLE_ISSUER|DEFER_TASKRUN"},
     {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, "COOP_TASKRUN"},
     {0, "no setup flags"},
@@ -275,6 +283,21 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
   }
 }
 
+/* U6: whether entering w's ring may bring completions in; `unknown` when
+ * the kernel cannot say (no TASKRUN_FLAG). */
+static bool ring_has_work(sp__worker_t *w, struct sp__uring *u, bool unknown) {
+  if (io_uring_cq_ready(&u->ring)) return true;
+  if (!(w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG)) return unknown;
+  return LOAD(u->ring.sq.kflags, ACQUIRE) & IORING_SQ_TASKRUN;
+}
+
+bool sp__io_ready(sp__worker_t *w, bool unknown) {
+  struct sp__uring *u = w->uring;
+  if (!u) return false;
+  return w->io_unsubmitted || LOAD(&w->io_ncancel, ACQUIRE) ||
+         (w->io_pending && ring_has_work(w, u, unknown));
+}
+
 void sp__io_reap(sp__worker_t *w) {
   struct sp__uring *u = w->uring;
   if (u && io_uring_cq_ready(&u->ring)) reap(w, u);
@@ -293,6 +316,7 @@ void sp__io_poll(sp__worker_t *w) {
   }
   if (!w->io_unsubmitted && !w->io_pending) return;
   if (!w->io_unsubmitted && w->io_entered_tick == w->tick) return; /* just slept in it */
+  if (!w->io_unsubmitted && !ring_has_work(w, u, true)) return; /* U6: nothing to run */
   w->io_unsubmitted = 0;
   w->io_entered_tick = w->tick;
   io_uring_submit_and_get_events(&u->ring); /* DEFER_TASKRUN: runs task work */

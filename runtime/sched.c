@@ -532,7 +532,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
           f = steal_round(w, now, round >= SPIN_ROUNDS - 4); /* runnext: last rounds */
           if (!f) f = sp__inbox_pop(w);
           if (!f) f = sp__inject_pop(rt, w);
-          if (!f && round % 8 == 7 && sp__io_pending(w)) {
+          if (!f && round % 8 == 7 && sp__io_ready(w, true)) {
             sp__io_poll(w); /* own completions while spinning */
             f = sp__runq_pop(w);
           }
