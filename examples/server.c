@@ -45,10 +45,10 @@ static void *conn_fiber(void *arg) {
 
 /* Accepts until the listener is closed; a detached fiber per connection. */
 static void *accept_loop(void *arg) {
-  int lfd = (int)(intptr_t)arg;
+  sp_listener_t *l = arg;
   static const sp_spawn_opts_t opts = {"conn", SP_STACK_MIN, 1};
   while (!atomic_load(&stopping)) {
-    int fd = sp_accept(lfd, NULL, NULL, SP_FOREVER);
+    int fd = sp_listener_accept(l, SP_FOREVER);
     if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM || fd == -ENOBUFS) {
       fprintf(stderr, "%s: accept: %s; retrying\n", server->name, sp_strerror(fd));
       sp_sleep_for(10 * 1000000); /* as Go does: wait for a connection to close */
@@ -129,6 +129,8 @@ int ex_server_main(const ex_server_t *s, int argc, char **argv) {
   int rc = sp_runtime_create(&rt, &cfg);
   int lfd = rc < 0 ? rc : sp_listen(addr, 0, 0);
   int port = lfd < 0 ? lfd : sp_local_port(lfd);
+  sp_listener_t *l = NULL;
+  if (port >= 0) port = (rc = sp_listener_open(&l, lfd)) < 0 ? rc : port;
   if (port < 0) {
     fprintf(stderr, "%s: %s: %s\n", s->name, rc < 0 ? "runtime" : addr, sp_strerror(port));
     return 1;
@@ -136,7 +138,7 @@ int ex_server_main(const ex_server_t *s, int argc, char **argv) {
   printf("listening on %d\n", port);
   fflush(stdout);
   sp_fiber_t acceptor;
-  rc = sp_spawn(rt, &acceptor, accept_loop, (void *)(intptr_t)lfd, NULL);
+  rc = sp_spawn(rt, &acceptor, accept_loop, l, NULL);
   if (rc < 0) {
     fprintf(stderr, "%s: spawn: %s\n", s->name, sp_strerror(rc));
     return 1;
@@ -144,8 +146,9 @@ int ex_server_main(const ex_server_t *s, int argc, char **argv) {
   wait_for_stop(&sigs, duration);
 
   atomic_store(&stopping, 1);
-  sp_close(lfd); /* releases the acceptor */
+  sp_listener_close(l); /* releases the acceptor (-EBADF) */
   sp_join(acceptor, NULL, SP_FOREVER);
+  sp_listener_free(l);
   sp_mutex_lock(&conns_mu);
   for (ex_conn_t *c = conns.next; c != &conns; c = c->next)
     sp_shutdown(c->fd, SHUT_RDWR); /* its fiber sees end of file */

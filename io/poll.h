@@ -99,6 +99,18 @@ struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, int64_t deadline);
 int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
                   const char *what, int fd);
 
+/* Multishot operations owned by an object (uring.c U7). own_sqe: an SQE
+ * on w's ring; after preparing it, own() tags it with owner and counts it
+ * pending until its last CQE, which w's reaper hands, like every CQE of
+ * it, to the owner's handler (only sp_listener_t so far). cancel_owned
+ * asks the kernel to end it. Runs on: w (fiber or sched context). */
+struct io_uring_sqe *sp__uring_own_sqe(sp__worker_t *w);
+void sp__uring_own(sp__worker_t *w, struct io_uring_sqe *sqe, void *owner);
+void sp__uring_cancel_owned(sp__worker_t *w, void *owner);
+/* listener.c: one CQE of l's multishot accept (more: not its last). */
+typedef struct sp_listener sp_listener_t;
+void sp__listener_cqe(sp__worker_t *w, sp_listener_t *l, int res, bool more);
+
 /* epoll fallback (epoll.c): parks until fd is ready for `events` (POLLIN /
  * POLLOUT) or the deadline; returns the ready events, -ETIMEDOUT, -EAGAIN
  * (deadline 0), -EPERM (fd cannot be polled: a regular file), -EBADF.

@@ -109,6 +109,39 @@ SP_API ssize_t sp_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t d
 /* shutdown(2). Suspends: no. */
 SP_API int sp_shutdown(int fd, int how);
 
+/* ---- listeners: accepting in a loop -------------------------------------- */
+
+/* A listening socket that fibers accept from, as Go's net.Listener. For
+ * TCP on io_uring (Linux 6.0 and later) one multishot accept stays armed on the
+ * ring of the worker that first accepted, instead of one operation per
+ * connection; connections nobody waits for queue up (at most 64, then the
+ * kernel's backlog holds the rest). Elsewhere each accept is sp_accept. */
+typedef struct sp_listener sp_listener_t;
+
+/* Takes over the listening socket fd (it is closed by sp_listener_close;
+ * O_NONBLOCK is cleared). -EBADF, -EINVAL (not listening), -ENOMEM.
+ * Suspends: no. */
+SP_API int sp_listener_open(sp_listener_t **out, int fd);
+/* The next connection, as sp_accept returns it (SOCK_CLOEXEC, TCP_NODELAY
+ * on TCP; the peer's address: getpeername). Any number of fibers and
+ * threads may accept at once; connections go to them in arrival order.
+ * -ETIMEDOUT / -EAGAIN (deadline 0) with nothing accepted, -EMFILE or
+ * -ENFILE at the fd limit (the connection waits in the backlog: back off
+ * and call again), -EBADF once the listener is closing, or the fiber's
+ * cancellation scope's error. */
+SP_API int sp_listener_accept(sp_listener_t *l, int64_t deadline);
+/* The listening fd (for sp_local_port, socket options). */
+SP_API int sp_listener_fd(sp_listener_t *l);
+/* Stops accepting, as Go's Listener.Close: wakes every accepter with
+ * -EBADF, waits until none is inside, closes the connections accepted but
+ * not taken and the socket. Later accepts return -EBADF; a second close
+ * -EBADF. Call it before the runtime that accepted on l is destroyed.
+ * Suspends: yes (briefly, while the kernel ends the multishot). */
+SP_API int sp_listener_close(sp_listener_t *l);
+/* Closes l if it is open, then frees it; no fiber or thread may use l
+ * after this (as sp_chan_free). */
+SP_API int sp_listener_free(sp_listener_t *l);
+
 /* ---- TCP and Unix-socket helpers ---------------------------------------- */
 
 /* Flags for sp_listen. SO_REUSEADDR is always set on TCP listeners. */

@@ -37,6 +37,12 @@
  *       flags meanwhile, so a worker sees without a system call whether an
  *       enter would bring anything: polls and spinning workers enter only
  *       then. Without the flag they enter and find out.
+ *   U7  A multishot operation belongs to an object, not a fiber (io/
+ *       listener.c): its user data is the object | UD_OWNER_BIT, and reap
+ *       hands each of its CQEs to the object's handler on the ring's
+ *       worker. It counts as one pending operation (U4) until the CQE
+ *       without IORING_CQE_F_MORE, so the worker keeps sleeping in its ring
+ *       while the kernel may still post to it.
  * Rejected: one ring per runtime (a lock on every submission), a reaper
  * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
  * threads have no ring to send from).
@@ -64,6 +70,7 @@
 #define UD_WAKE 1ull   /* the eventfd read (U3) */
 #define UD_IGNORE 2ull /* linked timeouts: their CQEs carry nothing we need */
 #define UD_CANCEL_BIT 1ull /* op | 1: the ASYNC_CANCEL aimed at op (U5) */
+#define UD_OWNER_BIT 2ull  /* owner | 2: a multishot owned by an object (U7) */
 
 enum { CX_NONE, CX_ASKED, CX_SUBMITTED, CX_DONE }; /* sp__iop_t.cx (U5) */
 
@@ -249,13 +256,17 @@ void sp__io_worker_fini(sp__worker_t *w) {
 /* Readies the fibers of every CQE visible on w's ring. Runs on: w. */
 static void reap(sp__worker_t *w, struct sp__uring *u) {
   struct io_uring_cqe *cqe;
-  unsigned head, n = 0, done = 0;
+  unsigned head, n = 0, done = 0, ended = 0;
   io_uring_for_each_cqe(&u->ring, head, cqe) {
     n++;
     uint64_t ud = cqe->user_data;
     if (ud == UD_WAKE) {
       arm_wake(w, u); /* submitted by the next submit or sleep, whichever first */
     } else if (ud == UD_IGNORE) {
+    } else if (ud & UD_OWNER_BIT) { /* U7: a multishot's CQE, for its owner */
+      bool more = cqe->flags & IORING_CQE_F_MORE;
+      if (!more) ended++;
+      sp__listener_cqe(w, (sp_listener_t *)(uintptr_t)(ud & ~UD_OWNER_BIT), cqe->res, more);
     } else if (ud & UD_CANCEL_BIT) { /* U5: the cancel's own CQE */
       sp__iop_t *op = (sp__iop_t *)(uintptr_t)(ud & ~UD_CANCEL_BIT);
       op->cancel_done = true;
@@ -276,6 +287,7 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
     }
   }
   io_uring_cq_advance(&u->ring, n);
+  if (ended) STORE(&w->io_pending, w->io_pending - ended, RELAXED);
   if (done) {
     STORE(&w->io_pending, w->io_pending - done, RELAXED);
     __atomic_fetch_sub(&w->rt->io_inflight, done, __ATOMIC_RELEASE);
@@ -379,6 +391,21 @@ struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, int64_t deadline) {
   struct sp__uring *u = w->uring;
   sp__cancel_t *c;
   return sqe_room(w, u, effective(w, deadline, &c) == SP_FOREVER ? 1 : 2);
+}
+
+struct io_uring_sqe *sp__uring_own_sqe(sp__worker_t *w) { return sqe_room(w, w->uring, 1); }
+
+void sp__uring_own(sp__worker_t *w, struct io_uring_sqe *sqe, void *owner) {
+  io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)owner | UD_OWNER_BIT);
+  w->io_unsubmitted++;
+  STORE(&w->io_pending, w->io_pending + 1, RELAXED); /* U7: until its last CQE */
+}
+
+void sp__uring_cancel_owned(sp__worker_t *w, void *owner) {
+  struct io_uring_sqe *sqe = sqe_room(w, w->uring, 1);
+  io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)owner | UD_OWNER_BIT, 0);
+  io_uring_sqe_set_data64(sqe, UD_IGNORE);
+  w->io_unsubmitted++;
 }
 
 /* ---- cancellation of an operation in flight (U5) -------------------------- */
