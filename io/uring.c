@@ -326,9 +326,14 @@ void sp__io_poll(sp__worker_t *w) {
     sp__io_reap(w);
     return;
   }
-  if (!w->io_unsubmitted && !w->io_pending) return;
-  if (!w->io_unsubmitted && w->io_entered_tick == w->tick) return; /* just slept in it */
-  if (!w->io_unsubmitted && !ring_has_work(w, u, true)) return; /* U6: nothing to run */
+  if (!w->io_unsubmitted) {
+    if (!w->io_pending) return;
+    if (w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG) {
+      if (!ring_has_work(w, u, true)) return; /* U6: the kernel has nothing */
+    } else if (w->io_entered_tick == w->tick) {
+      return; /* without the flag: it just slept in it this round */
+    }
+  }
   w->io_unsubmitted = 0;
   w->io_entered_tick = w->tick;
   io_uring_submit_and_get_events(&u->ring); /* DEFER_TASKRUN: runs task work */

@@ -491,6 +491,7 @@ static struct sp_fiber *io_spin(sp__worker_t *w) {
   int64_t end = sp__mono() + rt->cfg.io_spin_ns;
   struct sp_fiber *f = NULL;
   while (!f && w->io_pending && !LOAD(&rt->stop, RELAXED)) {
+    w->io_entered_tick = w->tick - 1; /* each pass may enter the ring (uring.c) */
     sp__io_poll(w);
     f = sp__runq_pop(w);
     if (!f) f = sp__inbox_pop(w);
