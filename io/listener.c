@@ -226,16 +226,6 @@ int sp_listener_open(sp_listener_t **out, int fd) {
 
 int sp_listener_fd(sp_listener_t *l) { return l ? l->fd : -EINVAL; }
 
-/* TCP connections get TCP_NODELAY, as from sp_accept. */
-static int taken(int fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-      (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
-    sp_set_nodelay(fd, 1);
-  return fd;
-}
-
 /* Waits in l's list until a connection, an error or the deadline. Runs
  * on: any fiber or thread, holding l->lk; holds it again on return. */
 static int wait_listed(sp_listener_t *l, int64_t deadline) {
@@ -263,7 +253,9 @@ int sp_listener_accept(sp_listener_t *l, int64_t deadline) {
   }
   l->users++;
   int res;
+  bool plain = false; /* sp_accept set TCP_NODELAY itself */
   for (;;) {
+    plain = false;
     if (l->qlen) {
       res = queue_pop(l);
       break;
@@ -282,6 +274,7 @@ int sp_listener_accept(sp_listener_t *l, int64_t deadline) {
       until = sp_now() + SLICE_NS;
     sp__unlock(&l->lk);
     res = sp_accept(l->fd, NULL, NULL, until);
+    plain = true;
     sp__lock(&l->lk);
     if (l->closed) {
       if (res >= 0) close(res);
@@ -291,10 +284,12 @@ int sp_listener_accept(sp_listener_t *l, int64_t deadline) {
     if (res != -ETIMEDOUT || until == deadline) break;
   }
   l->users--;
+  bool nodelay = res >= 0 && l->tcp && !plain; /* as sp_accept does */
   sp__parker_t *c = closer_to_release(l);
-  sp__unlock(&l->lk);
+  sp__unlock(&l->lk); /* from here l may be closed and freed */
   release(c);
-  return res >= 0 ? taken(res) : res;
+  if (nodelay) sp_set_nodelay(res, 1);
+  return res;
 }
 
 int sp_listener_close(sp_listener_t *l) {
