@@ -14,13 +14,14 @@ using namespace iotest;
 
 namespace {
 
-enum Kind { kSocketPairRecv, kTcpRecv, kPipeRead, kPollFd, kAccept, kBlocking };
-const char *const kKindNames[] = {"SocketPairRecv", "TcpRecv", "PipeRead",
-                                  "PollFd",         "Accept",  "Blocking"};
+enum Kind { kSocketPairRecv, kTcpRecv, kPipeRead, kPollFd, kAccept, kBlocking, kListener };
+const char *const kKindNames[] = {"SocketPairRecv", "TcpRecv",  "PipeRead",      "PollFd",
+                                  "Accept",         "Blocking", "ListenerAccept"};
 
 struct Ctx {
   int kind;
   int rfd = -1, wfd = -1, listener = -1, port = 0;
+  sp_listener_t *l = nullptr;
 };
 
 void *Waiter(void *p) {
@@ -38,6 +39,11 @@ void *Waiter(void *p) {
     }
     case kAccept: {
       int s = sp_accept(c->listener, nullptr, nullptr, SP_FOREVER);
+      if (s >= 0) sp_close(s);
+      return (void *)(intptr_t)(s >= 0 ? 1 : s);
+    }
+    case kListener: {
+      int s = sp_listener_accept(c->l, SP_FOREVER);
       if (s >= 0) sp_close(s);
       return (void *)(intptr_t)(s >= 0 ? 1 : s);
     }
@@ -68,7 +74,7 @@ TEST_P(IoDeadlockTest, FiberParkedInIoIsNotDeadlocked) {
   } else if (kind == kPipeRead) {
     ASSERT_EQ(0, pipe2(fds, O_CLOEXEC));
     c.rfd = fds[0], c.wfd = fds[1];
-  } else if (kind == kTcpRecv || kind == kAccept) {
+  } else if (kind == kTcpRecv || kind == kAccept || kind == kListener) {
     c.listener = sp_listen("127.0.0.1:0", 16, 0);
     ASSERT_GE(c.listener, 0) << sp_strerror(c.listener);
     c.port = sp_local_port(c.listener);
@@ -78,11 +84,15 @@ TEST_P(IoDeadlockTest, FiberParkedInIoIsNotDeadlocked) {
       c.rfd = sp_accept(c.listener, nullptr, nullptr, sp_deadline_in(5 * kSec));
       ASSERT_GE(c.rfd, 0) << sp_strerror(c.rfd);
     }
+    if (kind == kListener) {
+      ASSERT_EQ(0, sp_listener_open(&c.l, c.listener));
+      c.listener = -1;  // the listener's now
+    }
   }
   int late_fd = -1;
   Joined peer([&] {  // a plain thread: the kernel wakes the fiber, not Spindle
     usleep(200000);
-    if (kind == kAccept) {
+    if (kind == kAccept || kind == kListener) {
       late_fd = RawConnect(c.port);
     } else if (kind != kBlocking) {
       EXPECT_EQ(1, write(c.wfd, "x", 1));
@@ -99,13 +109,22 @@ TEST_P(IoDeadlockTest, FiberParkedInIoIsNotDeadlocked) {
   }
   EXPECT_EQ(1, (intptr_t)res) << sp_strerror((int)(intptr_t)res);
   peer.join();
+  if (c.l) {
+    sp_fiber_t closer;  // close where the multishot runs: in the runtime
+    ASSERT_EQ(0, sp_spawn(rt, &closer, [](void *l) -> void * {
+      return (void *)(intptr_t)sp_listener_free(static_cast<sp_listener_t *>(l));
+    }, c.l, nullptr));
+    void *fr = (void *)1;
+    EXPECT_EQ(0, sp_join(closer, &fr, SP_FOREVER));
+    EXPECT_EQ(nullptr, fr);
+  }
   EXPECT_EQ(0, sp_runtime_destroy(rt));
   for (int fd : {c.rfd, c.wfd, c.listener, late_fd})
     if (fd >= 0) close(fd);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, IoDeadlockTest,
-                         ::testing::Combine(::testing::Range(0, 6), ::testing::Values(1, 2)),
+                         ::testing::Combine(::testing::Range(0, 7), ::testing::Values(1, 2)),
                          [](const ::testing::TestParamInfo<std::tuple<int, int>> &i) {
                            return std::string(kKindNames[std::get<0>(i.param)]) + "_w" +
                                   std::to_string(std::get<1>(i.param));
