@@ -58,18 +58,13 @@
 #include "io/poll.h"
 #include "io/sp_io.h"
 #include "runtime/lock.h"
+#include "runtime/waitq.h"
 
 #define QUEUE_MAX 64 /* L3 */
 #define SLICE_NS 10000000 /* L6: 10 ms */
 
-typedef struct lwaiter {
-  struct lwaiter *next, *prev;
-  sp__parker_t p;
-  int res; /* set by the claimer: an fd or a negative code */
-  bool linked;
-} lwaiter_t;
-
 struct sp_listener {
+  sp__owner_t own; /* uring.c U7: W hands the multishot's CQEs to listener_cqe */
   int fd;
   sp__lock_t lk;
   sp__worker_t *armed; /* L1 */
@@ -79,49 +74,20 @@ struct sp_listener {
   bool tcp;            /* L5: an AF_INET or AF_INET6 socket */
   uint32_t users;      /* accepters inside sp_listener_accept */
   sp__parker_t *closer;
-  lwaiter_t *head, *tail; /* FIFO of parked accepters */
+  sp__waitq_t waiters;    /* parked accepters, FIFO (sync/waitq.h) */
   int *q;                 /* queued connections: a ring of qcap */
   uint32_t qhead, qlen, qcap;
 };
 
-/* ---- the waiter list and the queue (under l->lk) ----------------------- */
-
-static void link_waiter(sp_listener_t *l, lwaiter_t *w) {
-  w->next = NULL;
-  w->prev = l->tail;
-  if (l->tail)
-    l->tail->next = w;
-  else
-    l->head = w;
-  l->tail = w;
-  w->linked = true;
-}
-
-static void unlink_waiter(sp_listener_t *l, lwaiter_t *w) {
-  if (!w->linked) return;
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    l->head = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    l->tail = w->prev;
-  w->linked = false;
-}
+/* ---- the waiters and the queue (under l->lk) ---------------------------- */
 
 /* Gives res to the first waiter that can still take it (L2). */
 static bool hand_to_waiter(sp_listener_t *l, int res) {
-  while (l->head) {
-    lwaiter_t *w = l->head;
-    unlink_waiter(l, w);
-    if (sp__park_claim(&w->p)) {
-      w->res = res;
-      sp__park_wake_fifo(&w->p, 0);
-      return true;
-    }
-  }
-  return false;
+  sp__waiter_t *w = sp__waitq_claim(&l->waiters, NULL);
+  if (!w) return false;
+  w->ok = res;
+  sp__park_wake_fifo(w->parker, 0);
+  return true;
 }
 
 static bool queue_push(sp_listener_t *l, int fd) {
@@ -151,7 +117,7 @@ static int queue_pop(sp_listener_t *l) {
 static void arm(sp_listener_t *l, sp__worker_t *w) {
   struct io_uring_sqe *sqe = sp__uring_own_sqe(w);
   io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-  sp__uring_own(w, sqe, l);
+  sp__uring_own(w, sqe, &l->own);
   l->armed = w;
   l->multishot = true;
   l->cancelling = false;
@@ -179,21 +145,22 @@ static void release(sp__parker_t *c) {
 
 /* ---- the producer: W's reaper -------------------------------------------- */
 
-void sp__listener_cqe(sp__worker_t *w, sp_listener_t *l, int res, bool more) {
+static void listener_cqe(sp__worker_t *w, sp__owner_t *o, int res, bool more) {
+  sp_listener_t *l = (sp_listener_t *)o;
   sp__lock(&l->lk);
   if (!more) l->armed = NULL;
   if (res >= 0) {
     if (l->closed || (!hand_to_waiter(l, res) && !queue_push(l, res)))
       close(res); /* after close (L5), or no memory for the queue: the peer sees a reset */
     if (more && l->qlen >= QUEUE_MAX && !l->cancelling) { /* L3 */
-      sp__uring_cancel_owned(w, l);
+      sp__uring_cancel_owned(w, &l->own);
       l->cancelling = true;
     }
   } else if (res != -ECANCELED && !l->closed) {
     while (hand_to_waiter(l, res)) { /* L4 */
     }
   }
-  if (!l->armed && !l->closed && l->head) arm(l, w); /* L3: fibers still wait */
+  if (!l->armed && !l->closed && !sp__waitq_empty(&l->waiters)) arm(l, w); /* L3: fibers wait */
   sp__parker_t *c = closer_to_release(l);
   sp__unlock(&l->lk);
   release(c);
@@ -218,6 +185,7 @@ int sp_listener_open(sp_listener_t **out, int fd) {
   /* a multishot accept on an O_NONBLOCK file ends with -EAGAIN whenever
    * the backlog is empty; the listener owns fd and waits by itself */
   if (fl & O_NONBLOCK) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  l->own.cqe = listener_cqe;
   l->fd = fd;
   l->tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
   *out = l;
@@ -229,19 +197,15 @@ int sp_listener_fd(sp_listener_t *l) { return l ? l->fd : -EINVAL; }
 /* Waits in l's list until a connection, an error or the deadline. Runs
  * on: any fiber or thread, holding l->lk; holds it again on return. */
 static int wait_listed(sp_listener_t *l, int64_t deadline) {
-  lwaiter_t me = {.res = -EBADF};
-  sp__park_begin(&me.p);
-  link_waiter(l, &me);
+  sp__waiter_t me = {.ok = -EBADF};
   sp__worker_t *w = sp__self();
   struct sp_runtime *rt = w && w->cur ? w->rt : NULL; /* read before the park */
   if (rt) __atomic_fetch_add(&rt->io_inflight, 1, __ATOMIC_RELAXED); /* not stuck */
-  sp__park_note("io accept", (const void *)(intptr_t)l->fd);
-  sp__unlock(&l->lk);
-  int r = sp__park_wait(&me.p, deadline);
+  int r = sp__waitq_block(&l->waiters, &me, &l->lk, deadline, false, "io accept",
+                          (const void *)(intptr_t)l->fd); /* L2; releases l->lk */
   if (rt) __atomic_fetch_sub(&rt->io_inflight, 1, __ATOMIC_RELEASE);
   sp__lock(&l->lk);
-  unlink_waiter(l, &me); /* L2: a wait that ended by itself */
-  return r == 0 ? me.res : r;
+  return r == 0 ? me.ok : r;
 }
 
 int sp_listener_accept(sp_listener_t *l, int64_t deadline) {

@@ -99,17 +99,19 @@ struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, int64_t deadline);
 int sp__uring_run(sp__worker_t *w, struct io_uring_sqe *sqe, int64_t deadline,
                   const char *what, int fd);
 
-/* Multishot operations owned by an object (uring.c U7). own_sqe: an SQE
- * on w's ring; after preparing it, own() tags it with owner and counts it
- * pending until its last CQE, which w's reaper hands, like every CQE of
- * it, to the owner's handler (only sp_listener_t so far). cancel_owned
- * asks the kernel to end it. Runs on: w (fiber or sched context). */
+/* Multishot operations owned by an object (uring.c U7). The object
+ * embeds an sp__owner_t; own_sqe gives an SQE on w's ring, own() (after
+ * the SQE is prepared) tags it with the owner and counts it pending until
+ * its last CQE. w's reaper hands every CQE of it to owner->cqe (more:
+ * not the last), on w, in its sched context. cancel_owned asks the kernel
+ * to end it. Runs on: w (fiber or sched context). */
+typedef struct sp__owner sp__owner_t;
+struct sp__owner {
+  void (*cqe)(sp__worker_t *w, sp__owner_t *o, int res, bool more);
+};
 struct io_uring_sqe *sp__uring_own_sqe(sp__worker_t *w);
-void sp__uring_own(sp__worker_t *w, struct io_uring_sqe *sqe, void *owner);
-void sp__uring_cancel_owned(sp__worker_t *w, void *owner);
-/* listener.c: one CQE of l's multishot accept (more: not its last). */
-typedef struct sp_listener sp_listener_t;
-void sp__listener_cqe(sp__worker_t *w, sp_listener_t *l, int res, bool more);
+void sp__uring_own(sp__worker_t *w, struct io_uring_sqe *sqe, sp__owner_t *owner);
+void sp__uring_cancel_owned(sp__worker_t *w, sp__owner_t *owner);
 
 /* epoll fallback (epoll.c): parks until fd is ready for `events` (POLLIN /
  * POLLOUT) or the deadline; returns the ready events, -ETIMEDOUT, -EAGAIN

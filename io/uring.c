@@ -38,9 +38,9 @@
  *       enter would bring anything: polls and spinning workers enter only
  *       then. Without the flag they enter and find out.
  *   U7  A multishot operation belongs to an object, not a fiber (io/
- *       listener.c): its user data is the object | UD_OWNER_BIT, and reap
- *       hands each of its CQEs to the object's handler on the ring's
- *       worker. It counts as one pending operation (U4) until the CQE
+ *       listener.c): its user data is the object's sp__owner_t |
+ *       UD_OWNER_BIT, and reap hands each of its CQEs to the object's
+ *       handler on the ring's worker. It counts as one pending operation (U4) until the CQE
  *       without IORING_CQE_F_MORE, so the worker keeps sleeping in its ring
  *       while the kernel may still post to it.
  * Rejected: one ring per runtime (a lock on every submission), a reaper
@@ -266,7 +266,8 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
     } else if (ud & UD_OWNER_BIT) { /* U7: a multishot's CQE, for its owner */
       bool more = cqe->flags & IORING_CQE_F_MORE;
       if (!more) ended++;
-      sp__listener_cqe(w, (sp_listener_t *)(uintptr_t)(ud & ~UD_OWNER_BIT), cqe->res, more);
+      sp__owner_t *o = (sp__owner_t *)(uintptr_t)(ud & ~UD_OWNER_BIT);
+      o->cqe(w, o, cqe->res, more);
     } else if (ud & UD_CANCEL_BIT) { /* U5: the cancel's own CQE */
       sp__iop_t *op = (sp__iop_t *)(uintptr_t)(ud & ~UD_CANCEL_BIT);
       op->cancel_done = true;
@@ -400,13 +401,13 @@ struct io_uring_sqe *sp__uring_sqe(sp__worker_t *w, int64_t deadline) {
 
 struct io_uring_sqe *sp__uring_own_sqe(sp__worker_t *w) { return sqe_room(w, w->uring, 1); }
 
-void sp__uring_own(sp__worker_t *w, struct io_uring_sqe *sqe, void *owner) {
+void sp__uring_own(sp__worker_t *w, struct io_uring_sqe *sqe, sp__owner_t *owner) {
   io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)owner | UD_OWNER_BIT);
   w->io_unsubmitted++;
   STORE(&w->io_pending, w->io_pending + 1, RELAXED); /* U7: until its last CQE */
 }
 
-void sp__uring_cancel_owned(sp__worker_t *w, void *owner) {
+void sp__uring_cancel_owned(sp__worker_t *w, sp__owner_t *owner) {
   struct io_uring_sqe *sqe = sqe_room(w, w->uring, 1);
   io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)owner | UD_OWNER_BIT, 0);
   io_uring_sqe_set_data64(sqe, UD_IGNORE);

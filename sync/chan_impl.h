@@ -11,7 +11,7 @@
 #include "runtime/lock.h"
 #include "runtime/track.h"
 #include "sync/sp_sync.h"
-#include "sync/waitq.h"
+#include "runtime/waitq.h"
 
 /* The first cache line holds everything an operation writes; the second
  * what it only reads. */

@@ -39,7 +39,7 @@
 #include "runtime/core.h"
 #include "runtime/lock.h"
 #include "sync/sp_sync.h"
-#include "sync/waitq.h"
+#include "runtime/waitq.h"
 
 enum { LOCKED = 1, WAITERS = 2, STARVING = 4, WOKEN = 8 };
 enum { WOKE_RETRY = 1, WOKE_OWNER = 2 };

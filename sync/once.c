@@ -15,7 +15,7 @@
 #include "runtime/core.h"
 #include "runtime/lock.h"
 #include "sync/sp_sync.h"
-#include "sync/waitq.h"
+#include "runtime/waitq.h"
 
 enum { NOT_RUN, RUNNING, DONE };
 

@@ -19,7 +19,7 @@
 #include "runtime/core.h"
 #include "runtime/lock.h"
 #include "sync/sp_sync.h"
-#include "sync/waitq.h"
+#include "runtime/waitq.h"
 
 typedef struct {
   sp__lock_t lk;

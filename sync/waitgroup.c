@@ -27,7 +27,7 @@
 #include "runtime/lock.h"
 #include "runtime/spawn.h"
 #include "sync/sp_sync.h"
-#include "sync/waitq.h"
+#include "runtime/waitq.h"
 
 typedef struct {
   int64_t count;

@@ -169,6 +169,48 @@ inline bool JoinOrRescue(sp_fiber_t f, double sec, const char *what,
 
 inline long Tid() { return (long)syscall(SYS_gettid); }
 
+// For a death test's child: runs body (which returns NULL, or what failed
+// as a string) as a fiber of a new 1-worker runtime, prints "result: ok"
+// or "result: <what failed>" to stderr and exits 0 or 1.
+[[noreturn]] inline void RunChildFiber(void *(*body)(void *)) {
+  sp_runtime_t *rt = sptest::NewRuntime(1);
+  sp_fiber_t f;
+  void *err = (void *)"spawn";
+  if (rt && sp_spawn(rt, &f, body, nullptr, nullptr) == 0) sp_join(f, &err, SP_FOREVER);
+  fprintf(stderr, "result: %s\n", err ? (const char *)err : "ok");
+  if (rt) sp_runtime_destroy(rt);
+  exit(err ? 1 : 0);
+}
+
+// Lowers RLIMIT_NOFILE and fills the fd table with copies of /dev/null up
+// to it, so that `room` more fds can be opened; Free(n) closes n more of
+// them. The destructor restores the limit and closes the copies. The
+// limit is process-wide: use it in a child process (a death test).
+struct FdLimit {
+  rlimit old{};
+  std::vector<int> fill;
+  bool ok = false;
+  explicit FdLimit(int room) {
+    getrlimit(RLIMIT_NOFILE, &old);
+    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (probe < 0) return;
+    fill.push_back(probe);
+    rlimit low = old;
+    low.rlim_cur = (rlim_t)probe + 16;
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0) return;
+    for (int f; (f = dup(probe)) >= 0;) fill.push_back(f);
+    Free(room);
+    ok = true;
+  }
+  void Free(int n) {
+    for (; n > 0 && !fill.empty(); n--) close(fill.back()), fill.pop_back();
+  }
+  ~FdLimit() {
+    setrlimit(RLIMIT_NOFILE, &old);
+    Free((int)fill.size());
+  }
+};
+
 inline int IntOpt(int fd, int level, int opt) {
   int v = -1;
   socklen_t l = sizeof v;

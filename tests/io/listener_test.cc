@@ -31,6 +31,19 @@ sp_listener_t *OpenLoopback(int *port, int backlog = 512) {
   return l;
 }
 
+// Dials addr, accepts the connection from l and checks a byte crosses it.
+void ExpectDialAccept(sp_listener_t *l, const std::string &addr) {
+  int c = sp_dial(addr.c_str(), sp_deadline_in(5 * kSec));
+  ASSERT_GE(c, 0) << sp_strerror(c);
+  int s = sp_listener_accept(l, sp_deadline_in(5 * kSec));
+  ASSERT_GE(s, 0) << sp_strerror(s);
+  EXPECT_EQ(1, sp_write(c, "x", 1, SP_FOREVER));
+  char b = 0;
+  EXPECT_EQ(1, sp_recv(s, &b, 1, 0, sp_deadline_in(5 * kSec)));
+  EXPECT_EQ('x', b);
+  sp_close(c), sp_close(s);
+}
+
 TEST_P(ListenerTest, RejectsBadArguments) {
   sp_listener_t *l = nullptr;
   EXPECT_EQ(-EINVAL, sp_listener_open(nullptr, 0));
@@ -168,14 +181,7 @@ TEST_P(ListenerTest, DeadlineAndCancellation) {
     sp_ctx_release(ctx);
     // the waits that ended by themselves took nothing: a connection made
     // now goes to the next accept
-    int c = sp_dial(Loop4(port).c_str(), sp_deadline_in(5 * kSec));
-    ASSERT_GE(c, 0);
-    int s = sp_listener_accept(l, sp_deadline_in(5 * kSec));
-    ASSERT_GE(s, 0) << sp_strerror(s);
-    EXPECT_EQ(1, sp_write(c, "x", 1, SP_FOREVER));
-    char b = 0;
-    EXPECT_EQ(1, sp_recv(s, &b, 1, 0, sp_deadline_in(5 * kSec)));
-    sp_close(c), sp_close(s);
+    ExpectDialAccept(l, Loop4(port));
     EXPECT_EQ(0, sp_listener_close(l));
     EXPECT_EQ(0, sp_listener_free(l));
   });
@@ -255,16 +261,7 @@ TEST_P(ListenerTest, UnixSocket) {
     ASSERT_GE(fd, 0) << sp_strerror(fd);
     sp_listener_t *l = nullptr;
     ASSERT_EQ(0, sp_listener_open(&l, fd));
-    for (int i = 0; i < 3; i++) {
-      int c = sp_dial(path.c_str(), sp_deadline_in(5 * kSec));
-      ASSERT_GE(c, 0);
-      int s = sp_listener_accept(l, sp_deadline_in(5 * kSec));
-      ASSERT_GE(s, 0) << sp_strerror(s);
-      EXPECT_EQ(1, sp_write(c, "u", 1, SP_FOREVER));
-      char b = 0;
-      EXPECT_EQ(1, sp_recv(s, &b, 1, 0, sp_deadline_in(5 * kSec)));
-      sp_close(c), sp_close(s);
-    }
+    for (int i = 0; i < 3; i++) ExpectDialAccept(l, path);
     sp_fiber_t w;
     std::atomic<int> res{1};
     ASSERT_EQ(0, Spawn(nullptr, &w, [&] { res = sp_listener_accept(l, sp_deadline_in(20 * kSec)); }));
@@ -286,7 +283,6 @@ SP_INSTANTIATE_WORKERS(ListenerTest);
 // before the limit was lowered keeps the old limit: the kernel's choice.) RLIMIT_NOFILE is
 // process-wide: in a child process.
 void AcceptAtFdLimit() {
-  sp_runtime_t *rt = sptest::NewRuntime(1);
   auto body = [](void *) -> void * {
     int port = 0;
     sp_listener_t *l = OpenLoopback(&port, 16);
@@ -297,39 +293,25 @@ void AcceptAtFdLimit() {
     int s0 = sp_accept(sp_listener_fd(l), nullptr, nullptr, sp_deadline_in(5 * kSec));
     if (c0 < 0 || s0 < 0) return (void *)"warm-up connection";
     sp_close(c0), sp_close(s0);
-    rlimit old, low;
-    getrlimit(RLIMIT_NOFILE, &old);
-    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    low = old;
-    low.rlim_cur = probe + 16;
-    if (setrlimit(RLIMIT_NOFILE, &low) != 0) return (void *)"setrlimit";
-    std::vector<int> fill = {probe};
-    for (int f; (f = dup(probe)) >= 0;) fill.push_back(f);
-    close(fill.back()), fill.pop_back();  // room for the client only
+    FdLimit limit(1);  // room for the client only
+    if (!limit.ok) return (void *)"setrlimit";
     int c = sp_dial(Loop4(port).c_str(), sp_deadline_in(5 * kSec));
     if (c < 0) return (void *)"dial with one fd free";
     int r = sp_listener_accept(l, sp_deadline_in(2 * kSec));
     fprintf(stderr, "accept with no fd free: %d (%s)\n", r, sp_strerror(r));
     if (r != -EMFILE) return (void *)"accept at the limit did not give -EMFILE";
-    for (int i = 0; i < 4; i++) close(fill.back()), fill.pop_back();
+    limit.Free(4);
     int s = sp_listener_accept(l, sp_deadline_in(2 * kSec));
     if (s < 0) return (void *)"accept after fds were freed";
     char b = 0;
     if (sp_write(c, "k", 1, SP_FOREVER) != 1 || sp_recv(s, &b, 1, 0, sp_deadline_in(kSec)) != 1 ||
         b != 'k')
       return (void *)"the connection from the backlog did not work";
-    setrlimit(RLIMIT_NOFILE, &old);
-    for (int f : fill) close(f);
     sp_close(c), sp_close(s);
     if (sp_listener_free(l) != 0) return (void *)"close";
     return nullptr;
   };
-  sp_fiber_t f;
-  void *err = (void *)"spawn";
-  if (sp_spawn(rt, &f, body, nullptr, nullptr) == 0) sp_join(f, &err, SP_FOREVER);
-  fprintf(stderr, "result: %s\n", err ? (const char *)err : "ok");
-  sp_runtime_destroy(rt);
-  exit(err ? 1 : 0);
+  RunChildFiber(body);
 }
 
 TEST(ListenerDeathTest, AcceptAtFdLimitGivesEmfileThenRecovers) {

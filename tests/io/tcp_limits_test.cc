@@ -62,7 +62,6 @@ TEST_F(TcpLimitsDeathTest, WriteFromForeignThreadToClosedPeerIsEpipe) {
 // accepts again once fds are freed. RLIMIT_NOFILE is process-wide, so in a
 // child process.
 void AcceptAtFdLimit() {
-  sp_runtime_t *rt = sptest::NewRuntime(1);
   auto body = [](void *) -> void * {
     int l = sp_listen("127.0.0.1:0", 16, 0);
     if (l < 0) return (void *)"listen";
@@ -71,38 +70,24 @@ void AcceptAtFdLimit() {
     int s0 = sp_accept(l, nullptr, nullptr, sp_deadline_in(5 * kSec));
     if (c0 < 0 || s0 < 0) return (void *)"warm-up connection";
     sp_close(c0), sp_close(s0);
-    rlimit old, low;
-    getrlimit(RLIMIT_NOFILE, &old);
-    int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    low = old;
-    low.rlim_cur = probe + 16;
-    if (setrlimit(RLIMIT_NOFILE, &low) != 0) return (void *)"setrlimit";
-    std::vector<int> fill = {probe};
-    for (int f; (f = dup(probe)) >= 0;) fill.push_back(f);
-    close(fill.back()), fill.pop_back();  // room for the client only
+    FdLimit limit(1);  // room for the client only
+    if (!limit.ok) return (void *)"setrlimit";
     int c = sp_dial(addr.c_str(), sp_deadline_in(5 * kSec));
     if (c < 0) return (void *)"dial with one fd free";
     int r = sp_accept(l, nullptr, nullptr, sp_deadline_in(2 * kSec));
     fprintf(stderr, "accept with no fd free: %d (%s)\n", r, sp_strerror(r));
     if (r != -EMFILE) return (void *)"accept at the limit did not give -EMFILE";
-    for (int i = 0; i < 4; i++) close(fill.back()), fill.pop_back();
+    limit.Free(4);
     int s = sp_accept(l, nullptr, nullptr, sp_deadline_in(2 * kSec));
     if (s < 0) return (void *)"accept after fds were freed";
     char b = 0;
     if (sp_write(c, "k", 1, SP_FOREVER) != 1 || sp_recv(s, &b, 1, 0, sp_deadline_in(kSec)) != 1 ||
         b != 'k')
       return (void *)"the queued connection did not work";
-    setrlimit(RLIMIT_NOFILE, &old);
-    for (int f : fill) close(f);
     sp_close(c), sp_close(s), sp_close(l);
     return nullptr;
   };
-  sp_fiber_t f;
-  void *err = (void *)"spawn";
-  if (sp_spawn(rt, &f, body, nullptr, nullptr) == 0) sp_join(f, &err, SP_FOREVER);
-  fprintf(stderr, "result: %s\n", err ? (const char *)err : "ok");
-  sp_runtime_destroy(rt);
-  exit(err ? 1 : 0);
+  RunChildFiber(body);
 }
 
 TEST_F(TcpLimitsDeathTest, AcceptAtFdLimitGivesEmfileThenRecovers) {

@@ -1,6 +1,6 @@
 /*
  * waitq.h: FIFO queues of waiters, the one structure every primitive in
- * sync/ blocks on (private to sync/).
+ * sync/ blocks on, and io/listener.c's accepters (shared-internal).
  *
  * Model: a waiter lives on the blocked fiber's (or thread's) stack and is
  * linked into a primitive's queue under that primitive's lock. It points
@@ -17,8 +17,8 @@
  *       (deadline) unlinks itself under the lock before its stack frame
  *       dies (the queue must not keep a dangling pointer).
  */
-#ifndef SP_SYNC_WAITQ_H
-#define SP_SYNC_WAITQ_H
+#ifndef SP_RUNTIME_WAITQ_H
+#define SP_RUNTIME_WAITQ_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -140,4 +140,4 @@ struct sp__lock;
 int sp__waitq_block(sp__waitq_t *q, sp__waiter_t *w, struct sp__lock *lk, int64_t deadline,
                     bool front, const char *what, const void *obj);
 
-#endif /* SP_SYNC_WAITQ_H */
+#endif /* SP_RUNTIME_WAITQ_H */

@@ -1,7 +1,7 @@
 /*
  * waitq.c: blocking on a wait queue (model and invariants in waitq.h).
  */
-#include "sync/waitq.h"
+#include "runtime/waitq.h"
 
 #include "runtime/lock.h"
 
