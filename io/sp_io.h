@@ -44,7 +44,9 @@ enum { SP_IO_URING = 1, SP_IO_EPOLL = 2 };
 /* Which backend rt uses (SP_IO_URING or SP_IO_EPOLL) and, in why (may be
  * NULL), a line saying why, e.g. "io_uring_setup: EPERM
  * (kernel.io_uring_disabled=2)" or "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)".
- * SPINDLE_IO=epoll forces the fallback. -EINVAL for NULL rt. Suspends: no. */
+ * SPINDLE_IO=epoll forces the fallback; SPINDLE_IO=uring-coop or
+ * uring-plain make io_uring start from the setup flags of older kernels
+ * (COOP_TASKRUN, or none), for tests. -EINVAL for NULL rt. Suspends: no. */
 SP_API int sp_io_backend(sp_runtime_t *rt, char *why, size_t len);
 
 /* ---- files and any fd --------------------------------------------------- */

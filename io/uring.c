@@ -82,15 +82,20 @@ struct sp__uring {
 
 /* ---- choosing the backend (once per runtime) ---------------------------- */
 
+/* Best first; an older kernel refuses the newer flags with EINVAL. The
+ * tests can start lower down (SPINDLE_IO=uring-coop or uring-plain), so
+ * the paths of older kernels run on this one too. */
 static const struct {
   unsigned flags;
   const char *name;
+  const char *force; /* the SPINDLE_IO value that starts here */
 } setups[] = {
     {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-     "SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG"},
-    {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "SINGLE_ISSUER|DEFER_TASKRUN"},
-    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, "COOP_TASKRUN"},
-    {0, "no setup flags"},
+     "SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG", NULL},
+    {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "SINGLE_ISSUER|DEFER_TASKRUN", NULL},
+    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, "COOP_TASKRUN|TASKRUN_FLAG",
+     "uring-coop"},
+    {0, "no setup flags", "uring-plain"},
 };
 
 /* Opcodes the operations need; without one of them: the fallback. */
@@ -131,7 +136,11 @@ static struct {
 
 static void probe(void) {
   int err = 0;
-  for (size_t i = 0; i < sizeof setups / sizeof setups[0]; i++) {
+  size_t first = 0;
+  const char *env = getenv("SPINDLE_IO");
+  for (size_t i = 0; env && i < sizeof setups / sizeof setups[0]; i++)
+    if (setups[i].force && strcmp(env, setups[i].force) == 0) first = i;
+  for (size_t i = first; i < sizeof setups / sizeof setups[0]; i++) {
     struct io_uring ring;
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
@@ -151,7 +160,8 @@ static void probe(void) {
       return;
     }
     probed.flags = setups[i].flags;
-    snprintf(probed.why, sizeof probed.why, "io_uring (%s)", setups[i].name);
+    snprintf(probed.why, sizeof probed.why, "io_uring (%s%s%s)", setups[i].name,
+             first ? ", forced by SPINDLE_IO=" : "", first ? env : "");
     probed.rc = 0;
     return;
   }
