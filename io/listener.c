@@ -6,7 +6,7 @@
  * Model: the listener owns its fd. The first accept made by a fiber with
  * a ring arms IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT on that
  * worker's ring (W); from then on every connection the kernel accepts is
- * one CQE that W reaps (uring.c calls sp__listener_cqe). A connection
+ * one CQE that W reaps (uring.c U7 calls listener_cqe). A connection
  * goes to the longest waiting accepter, or into the listener's queue when
  * nobody waits. Accepters may run on any worker or thread: they only take
  * the lock. Without a ring (epoll backend, foreign thread) and while

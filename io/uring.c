@@ -40,9 +40,9 @@
  *   U7  A multishot operation belongs to an object, not a fiber (io/
  *       listener.c): its user data is the object's sp__owner_t |
  *       UD_OWNER_BIT, and reap hands each of its CQEs to the object's
- *       handler on the ring's worker. It counts as one pending operation (U4) until the CQE
- *       without IORING_CQE_F_MORE, so the worker keeps sleeping in its ring
- *       while the kernel may still post to it.
+ *       handler on the ring's worker. It counts as one pending operation
+ *       (U4) until the CQE without IORING_CQE_F_MORE, so the worker keeps
+ *       sleeping in its ring while the kernel may still post to it.
  * Rejected: one ring per runtime (a lock on every submission), a reaper
  * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
  * threads have no ring to send from).
