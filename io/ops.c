@@ -16,6 +16,14 @@
  *   O2  A ring result of -EAGAIN (a descriptor in O_NONBLOCK mode) becomes
  *       a readiness wait on the same ring (POLL_ADD) and a retry, so both
  *       blocking and non-blocking descriptors behave the same.
+ *   O3  A call served inline on a fiber does not park. The readiness path
+ *       always tries the call first; on the ring path a positioned read
+ *       (sp_pread) first tries preadv2(RWF_NOWAIT), so data in the page
+ *       cache comes back with no ring round trip and no park, and only
+ *       what would block goes to the ring. There is no preemption, so
+ *       after SP__IO_NOWAIT_BUDGET inline calls in a row the fiber yields
+ *       once (the scheduler renews the budget whenever it switches to a
+ *       fiber): one reading a cached file in a loop lets the others run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +50,19 @@ static size_t clamp(size_t len) { return len > RW_MAX ? RW_MAX : len; }
 static struct sp_runtime *self_rt(void) {
   sp__worker_t *w = sp__self();
   return w && w->cur ? w->rt : NULL;
+}
+
+/* O3: before a call served inline on a fiber (no-op on a foreign
+ * thread): once the budget is spent, the fiber yields. Switches: yes. */
+static void inline_turn(void) {
+  sp__worker_t *w = sp__self();
+  if (!w || !w->cur) return;
+  if (w->io_nowait_budget == 0) {
+    sp_yield();
+    w = sp__self(); /* O1 */
+    w->io_nowait_budget = SP__IO_NOWAIT_BUDGET; /* nobody else ran */
+  }
+  w->io_nowait_budget--;
 }
 
 static bool nonblocking(int fd) {
@@ -121,6 +142,7 @@ static ssize_t nowait_call(scall_t *c) {
  * regular file whose data is not cached, goes to the pool. */
 static ssize_t ready_rw(scall_t *c, short events, int64_t deadline, const char *what) {
   for (;;) {
+    inline_turn(); /* O3 */
     ssize_t r = nowait_call(c);
     if (r == -EINTR) continue;
     if (r == -EOPNOTSUPP) return pooled(c);
@@ -141,6 +163,7 @@ static ssize_t ready_sock(int op, int fd, void *buf, size_t len, int flags, int6
   static const char *const what[] = {"io recv", "io send", "io recvmsg", "io sendmsg"};
   short ev = op == SK_RECV || op == SK_RECVMSG ? POLLIN : POLLOUT;
   for (;;) {
+    inline_turn(); /* O3 */
     ssize_t r;
     switch (op) {
     case SK_RECV: r = recv(fd, buf, len, flags | MSG_DONTWAIT); break;
@@ -199,10 +222,31 @@ ssize_t sp_write(int fd, const void *buf, size_t len, int64_t deadline) {
   return ready_rw(&c, POLLOUT, deadline, "io write");
 }
 
+/* O3: the read served inline, or -EAGAIN for the ring to do it (would
+ * block, or the file cannot say). As on the readiness path, data that is
+ * there is returned even in a cancelled scope; only a wait is cut short.
+ * Runs on: a fiber. Switches: yes (inline_turn). */
+static ssize_t pread_now(int fd, void *buf, size_t len, off_t off) {
+  inline_turn();
+  struct iovec iov = {buf, len};
+  ssize_t r = preadv2(fd, &iov, 1, off, RWF_NOWAIT);
+  if (r < 0) return errno == EAGAIN || errno == EOPNOTSUPP || errno == EINTR ? -EAGAIN : -errno;
+  return r;
+}
+
 ssize_t sp_pread(int fd, void *buf, size_t len, off_t off, int64_t deadline) {
   len = clamp(len);
   if (off < 0) return -EINVAL;
   sp__worker_t *w = sp__uring_self();
+  if (w && len) {
+    ssize_t r = pread_now(fd, buf, len, off);
+    w = sp__uring_self(); /* O1: inline_turn may have switched */
+    if (r > 0 && (size_t)r < len) { /* partly cached, or the end of the file */
+      ssize_t more = sp_pread(fd, (char *)buf + r, len - (size_t)r, off + r, deadline);
+      return more > 0 ? r + more : r; /* bytes read are reported */
+    }
+    if (r != -EAGAIN) return r;
+  }
   if (w) RING_OP(w, fd, POLLIN, deadline, "io pread", io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)off));
   scall_t c = {.op = SC_PREAD, .fd = fd, .buf = buf, .len = len, .off = off};
   return ready_rw(&c, POLLIN, deadline, "io pread");

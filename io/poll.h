@@ -53,6 +53,10 @@ void sp__io_worker_fini(sp__worker_t *w);
 static inline bool sp__io_pending(const sp__worker_t *w) {
   return w->io_unsubmitted || w->io_pending || __atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE);
 }
+/* Reads a fiber may serve inline (page cache) before it must park once
+ * (ops.c O3); the scheduler resets it whenever it switches to a fiber. */
+#define SP__IO_NOWAIT_BUDGET 64
+
 /* Submits w's queued SQEs and readies the fibers whose operations
  * completed, without blocking. Runs on: w, in the sched context. */
 void sp__io_poll(sp__worker_t *w);

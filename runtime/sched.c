@@ -305,6 +305,7 @@ static void after_switch(transfer_t t) {
 /* Marks f as running on w. */
 static void take(sp__worker_t *w, struct sp_fiber *f) {
   STORE(&w->cur, f, RELEASE); /* thieves, dump and watchdog read it (acquire) */
+  w->io_nowait_budget = SP__IO_NOWAIT_BUDGET; /* io/ops.c O3: a fresh turn */
   sp__fset(f, F_RUNNING);
   STORE(&f->last_worker, w->index, RELAXED); /* sp_runtime_dump reads it */
   sp__stat_inc(&w->stats.switches);

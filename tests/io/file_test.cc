@@ -272,6 +272,37 @@ TEST_P(FileTest, ConcurrentRandomPreads) {
   EXPECT_EQ(fibers * reads, checked.load());
 }
 
+// A fiber reading a cached file in a tight loop (reads served inline,
+// without parking: io/ops.c O3) still lets the other fibers of its worker
+// run: on one worker, a fiber spawned before the loop runs long before the
+// loop's 20,000 reads are done.
+TEST(FileFairnessTest, CachedReadLoopLetsOthersRun) {
+  sp_runtime_t *rt = sptest::NewRuntime(1);
+  ASSERT_NE(nullptr, rt);
+  TmpFile tf;
+  std::atomic<bool> other_ran{false};
+  long seen_at = -1;
+  sp_fiber_t f;
+  ASSERT_EQ(0, Spawn(rt, &f, [&] {
+    int fd = sp_open(tf.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0) << sp_strerror(fd);
+    std::vector<uint8_t> buf(4096, 7);
+    ASSERT_EQ(0, sp_write_all(fd, buf.data(), buf.size(), SP_FOREVER, nullptr));
+    sp_fiber_t other;
+    ASSERT_EQ(0, Spawn(nullptr, &other, [&] { other_ran = true; }));
+    for (long k = 0; k < 20000 && seen_at < 0; k++) {
+      ASSERT_EQ(4096, sp_pread(fd, buf.data(), buf.size(), 0, SP_FOREVER));
+      if (other_ran) seen_at = k;
+    }
+    ASSERT_EQ(0, sp_join(other, nullptr, SP_FOREVER));
+    EXPECT_EQ(0, sp_close(fd));
+  }));
+  ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  EXPECT_GE(seen_at, 0) << "the other fiber never ran during 20,000 cached reads";
+  EXPECT_LT(seen_at, 1000);
+  EXPECT_EQ(0, sp_runtime_destroy(rt));
+}
+
 SP_INSTANTIATE_WORKERS(FileTest);
 
 }  // namespace
