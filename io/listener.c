@@ -74,7 +74,7 @@ struct sp_listener {
   bool tcp;            /* L5: an AF_INET or AF_INET6 socket */
   uint32_t users;      /* accepters inside sp_listener_accept */
   sp__parker_t *closer;
-  sp__waitq_t waiters;    /* parked accepters, FIFO (sync/waitq.h) */
+  sp__waitq_t waiters;    /* parked accepters, FIFO (runtime/waitq.h) */
   int *q;                 /* queued connections: a ring of qcap */
   uint32_t qhead, qlen, qcap;
 };
