@@ -48,9 +48,12 @@ TEST_P(BackendTest, ReportsTheBackendAndWhy) {
   } else if (uring_ok) {
     EXPECT_EQ(SP_IO_URING, b) << "io_uring works here, yet: " << why;
     const char *e = getenv("SPINDLE_IO");
-    if (e && strncmp(e, "uring-", 6) == 0)  // a weaker setup, as older kernels have
+    if (e && strncmp(e, "uring-", 6) == 0) {  // a weaker setup, as older kernels have
       EXPECT_NE(nullptr, strstr(why, e)) << "reason: " << why;
-    if (e && strcmp(e, "uring-plain") == 0) EXPECT_NE(nullptr, strstr(why, "no setup flags"));
+    }
+    if (e && strcmp(e, "uring-plain") == 0) {
+      EXPECT_NE(nullptr, strstr(why, "no setup flags")) << "reason: " << why;
+    }
   } else {
     EXPECT_EQ(SP_IO_EPOLL, b) << why;
     printf("io_uring refused (%s); backend says: %s\n", refused.c_str(), why);
