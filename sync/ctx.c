@@ -25,12 +25,19 @@
  *       scope fired, nothing is added to them (checked under lk).
  *   X3  The timer is deleted before the context is freed; its fire takes a
  *       reference only while refs > 0 (try_ref), so it never revives one.
+ *   X4  sp_ctx_release returns only once no callback of the context is
+ *       still to run or running: the canceller that fired the scope takes
+ *       the callbacks and marks them running under lk, and clears the mark
+ *       under lk when they are done; a release that did not fire the scope
+ *       waits for both to clear (a group freed right after a concurrent
+ *       cancel of its parent had its callback run on freed memory).
  * Locks: a context's lk, then (after releasing it) its children's and its
  *   parent's, never two at once; scope lock (cancel.h) inside none of them.
  */
 #include "sync/sp_ctx.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +63,7 @@ struct sp_ctx {
   int linked;                         /* in the parent's list */
   sp_chan_t *done;
   after_t *afters;
+  int afters_running; /* X4: a canceller runs the callbacks it took (under lk) */
   sp__timer_t timer;
   int timer_armed;
   sp_runtime_t *rt; /* where the expiry fiber runs */
@@ -201,6 +209,7 @@ static int cancel(sp_ctx_t *c, int err) {
   for (sp_ctx_t *k = kids; k; k = k->next) k->linked = 0;
   after_t *afters = c->afters;
   c->afters = NULL;
+  c->afters_running = afters != NULL; /* X4 */
   sp_chan_t *done = c->done;
   sp__unlock(&c->lk);
   if (c->timer_armed && sp__timer_del(&c->timer)) c->timer_armed = 0; /* fired: 0 */
@@ -211,11 +220,16 @@ static int cancel(sp_ctx_t *c, int err) {
     cancel(k, err);
     unref(k); /* the link's reference */
   }
-  while (afters) {
-    after_t *a = afters;
-    afters = a->next;
-    a->fn(a->arg);
-    free(a);
+  if (afters) {
+    while (afters) {
+      after_t *a = afters;
+      afters = a->next;
+      a->fn(a->arg);
+      free(a);
+    }
+    sp__lock(&c->lk);
+    c->afters_running = 0; /* X4 */
+    sp__unlock(&c->lk);
   }
   sp_ctx_t *p = c->parent;
   bool unlinked = false;
@@ -241,7 +255,18 @@ int sp_ctx_cancel(sp_ctx_t *c, int cause) {
 
 void sp_ctx_release(sp_ctx_t *c) {
   if (!c || c->background) return;
-  cancel(c, -ECANCELED);
+  if (cancel(c, -ECANCELED) == -EALREADY) {
+    /* X4: another thread fired it and may still be about to run, or be
+     * running, the callbacks; their arguments often die with the caller's
+     * object once this returns. Callbacks must not block: this is short. */
+    for (;;) {
+      sp__lock(&c->lk);
+      bool pending = c->afters != NULL || c->afters_running;
+      sp__unlock(&c->lk);
+      if (!pending) break;
+      if (sp_runtime_current()) sp_yield(); else sched_yield(); /* a fiber, or a thread */
+    }
+  }
   unref(c);
 }
 
