@@ -53,17 +53,14 @@ void sp__io_worker_fini(sp__worker_t *w);
 static inline bool sp__io_pending(const sp__worker_t *w) {
   return w->io_unsubmitted || w->io_pending || __atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE);
 }
-/* Reads a fiber may serve inline (page cache) before it must park once
- * (ops.c O3); the scheduler resets it whenever it switches to a fiber. */
+/* Calls a fiber may serve inline (a page-cache read, a ready socket on
+ * the readiness path) before it yields once (ops.c O3); the scheduler
+ * renews it whenever it switches to a fiber. */
 #define SP__IO_NOWAIT_BUDGET 64
 
 /* Submits w's queued SQEs and readies the fibers whose operations
  * completed, without blocking. Runs on: w, in the sched context. */
 void sp__io_poll(sp__worker_t *w);
-/* Whether sp__io_poll(w) has something to do: SQEs to submit, or
- * completions the kernel has for w's ring (uring.c U6); `unknown` where
- * the kernel cannot tell without a system call. Runs on: w. */
-bool sp__io_ready(sp__worker_t *w, bool unknown);
 /* Readies the fibers of the completions already visible on w's ring (a
  * sleep brought them in), without a system call. Runs on: w, sched. */
 void sp__io_reap(sp__worker_t *w);

@@ -306,19 +306,13 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
   }
 }
 
-/* U6: whether entering w's ring may bring completions in; `unknown` when
- * the kernel cannot say (no TASKRUN_FLAG). */
-static bool ring_has_work(sp__worker_t *w, struct sp__uring *u, bool unknown) {
+/* U6: whether entering w's ring may bring completions in. Without
+ * TASKRUN_FLAG the kernel cannot say: yes, unless w slept in it (and so
+ * entered it) this very scheduling round. */
+static bool ring_has_work(sp__worker_t *w, struct sp__uring *u) {
   if (io_uring_cq_ready(&u->ring)) return true;
-  if (!(w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG)) return unknown;
+  if (!(w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG)) return w->io_slept_tick != w->tick;
   return LOAD(u->ring.sq.kflags, ACQUIRE) & IORING_SQ_TASKRUN;
-}
-
-bool sp__io_ready(sp__worker_t *w, bool unknown) {
-  struct sp__uring *u = w->uring;
-  if (!u) return false;
-  return w->io_unsubmitted || LOAD(&w->io_ncancel, ACQUIRE) ||
-         (w->io_pending && ring_has_work(w, u, unknown));
 }
 
 void sp__io_reap(sp__worker_t *w) {
@@ -337,16 +331,8 @@ void sp__io_poll(sp__worker_t *w) {
     sp__io_reap(w);
     return;
   }
-  if (!w->io_unsubmitted) {
-    if (!w->io_pending) return;
-    if (w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG) {
-      if (!ring_has_work(w, u, true)) return; /* U6: the kernel has nothing */
-    } else if (w->io_entered_tick == w->tick) {
-      return; /* without the flag: it just slept in it this round */
-    }
-  }
+  if (!w->io_unsubmitted && (!w->io_pending || !ring_has_work(w, u))) return; /* U6 */
   w->io_unsubmitted = 0;
-  w->io_entered_tick = w->tick;
   io_uring_submit_and_get_events(&u->ring); /* DEFER_TASKRUN: runs task work */
   reap(w, u);
 }
@@ -369,7 +355,7 @@ int sp__io_idle_wait(sp__worker_t *w, int64_t deadline) {
   }
   if (io_uring_cq_ready(&u->ring)) return 0;
   w->io_unsubmitted = 0;
-  w->io_entered_tick = w->tick;
+  w->io_slept_tick = w->tick;
   struct io_uring_cqe *cqe;
   int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
   return rc == -ETIME ? -ETIMEDOUT : 0;

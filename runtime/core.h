@@ -168,7 +168,7 @@ typedef struct sp__worker {
   struct sp__uring *uring;
   uint32_t io_unsubmitted;
   uint32_t io_pending;
-  uint32_t io_entered_tick; /* w->tick when it last entered its ring */
+  uint32_t io_slept_tick; /* w->tick when it last slept in its ring */
   uint32_t io_nowait_budget; /* reads left to serve inline (io/ops.c O3) */
   uint32_t ring_sleep; /* atomic: it sleeps in its ring, not on the futex (U3) */
   /* cancellations of this ring's operations asked by other threads

@@ -492,7 +492,6 @@ static struct sp_fiber *io_spin(sp__worker_t *w) {
   int64_t end = sp__mono() + rt->cfg.io_spin_ns;
   struct sp_fiber *f = NULL;
   while (!f && w->io_pending && !LOAD(&rt->stop, RELAXED)) {
-    w->io_entered_tick = w->tick - 1; /* each pass may enter the ring (uring.c) */
     sp__io_poll(w);
     f = sp__runq_pop(w);
     if (!f) f = sp__inbox_pop(w);
@@ -534,7 +533,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
           f = steal_round(w, now, round >= SPIN_ROUNDS - 4); /* runnext: last rounds */
           if (!f) f = sp__inbox_pop(w);
           if (!f) f = sp__inject_pop(rt, w);
-          if (!f && round % 8 == 7 && sp__io_ready(w, true)) {
+          if (!f && round % 8 == 7 && sp__io_pending(w)) {
             sp__io_poll(w); /* own completions while spinning */
             f = sp__runq_pop(w);
           }
