@@ -121,7 +121,8 @@ SP_API int sp_shutdown(int fd, int how);
 typedef struct sp_listener sp_listener_t;
 
 /* Takes over the listening socket fd (it is closed by sp_listener_close;
- * O_NONBLOCK is cleared). -EBADF, -EINVAL (not listening), -ENOMEM.
+ * O_NONBLOCK is cleared). -EBADF, -ENOTSOCK, -EINVAL (not listening),
+ * -ENOMEM.
  * Suspends: no. */
 SP_API int sp_listener_open(sp_listener_t **out, int fd);
 /* The next connection, as sp_accept returns it (SOCK_CLOEXEC, TCP_NODELAY
