@@ -36,7 +36,9 @@
  *       the kernel has it) makes the kernel set IORING_SQ_TASKRUN in the SQ
  *       flags meanwhile, so a worker sees without a system call whether an
  *       enter would bring anything: polls and spinning workers enter only
- *       then. Without the flag they enter and find out.
+ *       then, or when IORING_SQ_CQ_OVERFLOW says completions that did not
+ *       fit the CQ wait on the kernel's overflow list (an enter moves them
+ *       in). Without TASKRUN_FLAG they enter and find out.
  *   U7  A multishot operation belongs to an object, not a fiber (io/
  *       listener.c): its user data is the object's sp__owner_t |
  *       UD_OWNER_BIT, and reap hands each of its CQEs to the object's
@@ -312,7 +314,7 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
 static bool ring_has_work(sp__worker_t *w, struct sp__uring *u) {
   if (io_uring_cq_ready(&u->ring)) return true;
   if (!(w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG)) return w->io_slept_tick != w->tick;
-  return LOAD(u->ring.sq.kflags, ACQUIRE) & IORING_SQ_TASKRUN;
+  return LOAD(u->ring.sq.kflags, ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 
 void sp__io_reap(sp__worker_t *w) {

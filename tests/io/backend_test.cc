@@ -3,6 +3,7 @@
 // SPINDLE_IO) when SPINDLE_IO=epoll is set, as BUILD does for the _epoll
 // twin of every io test. Both backends then really move bytes.
 #include <linux/io_uring.h>
+#include <sys/eventfd.h>
 
 #include <string>
 
@@ -148,6 +149,69 @@ TEST(BackendSpinTest, IdleSpinSeesCompletions) {
   shutdown(sv[0], SHUT_RDWR);
   echo.join();
   close(sv[0]), close(sv[1]);
+  EXPECT_EQ(0, sp_runtime_destroy(rt));
+}
+
+// More completions at once than the completion queue holds (its 4096
+// entries): the kernel keeps the rest on its overflow list and says so in
+// the ring's flags. A worker that never runs out of fibers must still bring
+// them in: here 6000 fibers wait for one eventfd while another fiber keeps
+// yielding, and all of them must wake before it gives up (20 s). A worker
+// that only looked for pending task work (TASKRUN_FLAG) left those on the
+// overflow list until it went idle (seen with SPINDLE_IO=uring-coop).
+TEST(BackendOverflowTest, CompletionsPastTheQueueReachABusyWorker) {
+  constexpr int kWaiters = 6000;
+  sp_runtime_t *rt = sptest::NewRuntime(1);
+  ASSERT_NE(nullptr, rt);
+  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), efd2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(efd, 0);
+  ASSERT_GE(efd2, 0);
+  std::atomic<int> started{0}, woke{0}, again{0}, bad{0};
+  std::atomic<int64_t> gave_up_after{0};
+  std::atomic<int> woke_by_then{0};
+  sp_fiber_t ctl;
+  ASSERT_EQ(0, Spawn(rt, &ctl, [&] {
+    std::vector<sp_fiber_t> ws(kWaiters);
+    for (auto &f : ws)
+      ASSERT_EQ(0, Spawn(nullptr, &f, [&] {
+        started++;
+        int rc = sp_poll_fd(efd, POLLIN, sp_deadline_in(60 * kSec));
+        if (rc < 0 || !(rc & POLLIN)) bad++;
+        woke++;
+        // a new operation from each of them while completions may still
+        // wait in the overflow: more SQEs than the submission queue holds
+        rc = sp_poll_fd(efd2, POLLIN, sp_deadline_in(60 * kSec));
+        if (rc < 0 || !(rc & POLLIN)) bad++;
+        again++;
+      }));
+    while (started.load() < kWaiters) sp_sleep_for(kMs);
+    sp_sleep_for(100 * kMs);  // the worker idles: every poll is armed
+    sp_fiber_t busy;
+    ASSERT_EQ(0, Spawn(nullptr, &busy, [&] {
+      int64_t t0 = sp_now();
+      while (woke.load() < kWaiters) {
+        if (sp_now() - t0 > 20 * kSec) {
+          woke_by_then = woke.load();
+          gave_up_after = sp_now() - t0;
+          return;
+        }
+        sp_yield();
+      }
+    }));
+    uint64_t one = 1;
+    ASSERT_EQ((ssize_t)sizeof one, write(efd, &one, sizeof one));
+    ASSERT_EQ(0, sp_join(busy, nullptr, SP_FOREVER));
+    ASSERT_EQ((ssize_t)sizeof one, write(efd2, &one, sizeof one));
+    for (auto &f : ws) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  }));
+  ASSERT_EQ(0, sp_join(ctl, nullptr, SP_FOREVER));
+  EXPECT_EQ(0, gave_up_after.load()) << "only " << woke_by_then.load() << " of " << kWaiters
+                                     << " woke while the worker was busy";
+  EXPECT_EQ(kWaiters, woke.load());
+  EXPECT_EQ(kWaiters, again.load());
+  EXPECT_EQ(0, bad.load());
+  close(efd);
+  close(efd2);
   EXPECT_EQ(0, sp_runtime_destroy(rt));
 }
 
