@@ -45,6 +45,15 @@
  *       handler on the ring's worker. It counts as one pending operation
  *       (U4) until the CQE without IORING_CQE_F_MORE, so the worker keeps
  *       sleeping in its ring while the kernel may still post to it.
+ *   U8  An operation is never dropped for want of an SQE. A full SQ is
+ *       submitted; where the kernel takes nothing (older, 5.x kernels
+ *       answer -EBUSY while completions on the overflow list do not fit
+ *       the CQ; any kernel may lack memory) the CQEs in the CQ are moved
+ *       to the ring's held list, unhandled, which gives the kernel room,
+ *       and the submission is tried again. Handlers run only in reap,
+ *       which takes held CQEs first, then the CQ's one at a time, each
+ *       leaving the CQ before its handler runs: a handler whose SQE needs
+ *       room can hold the rest without reaping any twice.
  * Rejected: one ring per runtime (a lock on every submission), a reaper
  * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
  * threads have no ring to send from).
@@ -54,10 +63,12 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/poll.h"
@@ -80,13 +91,24 @@ struct sp__uring {
   struct io_uring ring;
   int efd;
   uint64_t ebuf; /* the eventfd READ's target */
+  bool old_rules; /* submit as older (5.x) kernels do (U8) */
+  /* CQEs moved out of the CQ to make room (U8), reaped before the CQ's:
+   * held[hhead..nheld) */
+  struct held { uint64_t ud; int32_t res; uint32_t flags; } *held;
+  unsigned hhead, nheld, capheld;
 };
+
+/* Whether completions wait to be reaped: in the CQ or held (U8). */
+static bool cqes_visible(struct sp__uring *u) {
+  return u->hhead < u->nheld || io_uring_cq_ready(&u->ring);
+}
 
 /* ---- choosing the backend (once per runtime) ---------------------------- */
 
 /* Best first; an older kernel refuses the newer flags with EINVAL. The
- * tests can start lower down (SPINDLE_IO=uring-coop or uring-plain), so
- * the paths of older kernels run on this one too. */
+ * tests can start lower down (SPINDLE_IO=uring-coop or uring-plain, which
+ * also brings the old submission rule, U8), so the paths of older kernels
+ * run on this one too. */
 static const struct {
   unsigned flags;
   const char *name;
@@ -133,6 +155,7 @@ static struct {
   pthread_once_t once;
   int rc;
   unsigned flags;
+  bool old_rules; /* SPINDLE_IO=uring-plain: old kernels' submission rule too (U8) */
   char why[sizeof ((struct sp_runtime *)0)->io_why];
 } probed = {.once = PTHREAD_ONCE_INIT};
 
@@ -162,6 +185,7 @@ static void probe(void) {
       return;
     }
     probed.flags = setups[i].flags;
+    probed.old_rules = first && setups[i].flags == 0;
     snprintf(probed.why, sizeof probed.why, "io_uring (%s%s%s)", setups[i].name,
              first ? ", forced by SPINDLE_IO=" : "", first ? env : "");
     probed.rc = 0;
@@ -215,12 +239,60 @@ int sp_io_backend(sp_runtime_t *rt, char *why, size_t len) {
 
 /* ---- a worker's ring ----------------------------------------------------- */
 
+/* U8: submits u's SQ. Older (5.x) kernels first move completions from
+ * their overflow list into the CQ, and refuse with -EBUSY, taking no SQE,
+ * while some do not fit; u->old_rules makes a newer kernel act so. */
+static int submit(struct sp__uring *u) {
+  if (u->old_rules && (LOAD(u->ring.sq.kflags, ACQUIRE) & IORING_SQ_CQ_OVERFLOW)) {
+    io_uring_get_events(&u->ring); /* the flush */
+    if (LOAD(u->ring.sq.kflags, ACQUIRE) & IORING_SQ_CQ_OVERFLOW) return -EBUSY;
+  }
+  return io_uring_submit(&u->ring);
+}
+
+/* U8: moves the CQEs in u's CQ to u->held, so the kernel has room for
+ * what waits on its overflow list; their handlers run later, in reap (the
+ * caller may hold a lock a handler takes). Returns how many it moved. */
+static unsigned hold_cqes(struct sp__uring *u) {
+  unsigned n = io_uring_cq_ready(&u->ring);
+  if (u->hhead > 0) { /* drop what reap took already */
+    memmove(u->held, u->held + u->hhead, (u->nheld - u->hhead) * sizeof *u->held);
+    u->nheld -= u->hhead;
+    u->hhead = 0;
+  }
+  if (u->nheld + n > u->capheld) {
+    unsigned cap = 2 * (u->nheld + n) < 64 ? 64 : 2 * (u->nheld + n);
+    struct held *h = realloc(u->held, cap * sizeof *h);
+    if (h) {
+      u->held = h;
+      u->capheld = cap;
+    }
+    if (u->nheld + n > u->capheld) n = u->capheld - u->nheld; /* no memory: what fits */
+  }
+  unsigned head = *u->ring.cq.khead;
+  for (unsigned i = 0; i < n; i++) {
+    struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & *u->ring.cq.kring_mask];
+    u->held[u->nheld++] = (struct held){cqe->user_data, cqe->res, cqe->flags};
+  }
+  io_uring_cq_advance(&u->ring, n);
+  return n;
+}
+
 /* An SQE on w's ring with room for `need` consecutive entries: a full SQ
- * is submitted first (which consumes it). Runs on: w. */
+ * is submitted first, which consumes it. Where the kernel takes nothing
+ * (U8: -EBUSY, or no memory for requests) the CQ is emptied into u->held
+ * and the submission tried again; failing that, after a pause. It never
+ * gives up: an operation is not dropped. Runs on: w. */
 static struct io_uring_sqe *sqe_room(sp__worker_t *w, struct sp__uring *u, unsigned need) {
-  if (io_uring_sq_space_left(&u->ring) < need) {
-    io_uring_submit(&u->ring);
-    w->io_unsubmitted = 0;
+  for (unsigned tries = 0; io_uring_sq_space_left(&u->ring) < need; tries++) {
+    if (submit(u) >= 0) w->io_unsubmitted = 0;
+    if (io_uring_sq_space_left(&u->ring) >= need || hold_cqes(u)) continue;
+    if (tries < 16) {
+      sched_yield();
+    } else {
+      struct timespec ms = {0, 1000000};
+      nanosleep(&ms, NULL);
+    }
   }
   return io_uring_get_sqe(&u->ring);
 }
@@ -242,6 +314,7 @@ void sp__io_worker_init(sp__worker_t *w) {
   p.cq_entries = CQ_ENTRIES;
   int rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
   if (rc < 0) goto fail;
+  u->old_rules = probed.old_rules;
   u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->efd < 0) {
     io_uring_queue_exit(&u->ring);
@@ -262,32 +335,49 @@ void sp__io_worker_fini(sp__worker_t *w) {
   STORE(&w->uring, NULL, RELEASE);
   io_uring_queue_exit(&u->ring);
   close(u->efd);
+  free(u->held);
   free(u);
 }
 
-/* Readies the fibers of every CQE visible on w's ring. Runs on: w. */
+/* The oldest completion not yet reaped: held ones first (U8), then the
+ * CQ's. Each leaves the CQ before its handler runs, so a handler that
+ * makes sqe_room hold the rest sees only those. */
+static bool next_cqe(struct sp__uring *u, struct held *c) {
+  if (u->hhead < u->nheld) {
+    *c = u->held[u->hhead++];
+    if (u->hhead == u->nheld) u->hhead = u->nheld = 0;
+    return true;
+  }
+  if (!io_uring_cq_ready(&u->ring)) return false;
+  struct io_uring_cqe *cqe = &u->ring.cq.cqes[*u->ring.cq.khead & *u->ring.cq.kring_mask];
+  *c = (struct held){cqe->user_data, cqe->res, cqe->flags};
+  io_uring_cq_advance(&u->ring, 1);
+  return true;
+}
+
+/* Readies the fibers of every completion visible on w's ring (held ones
+ * included). Runs on: w. */
 static void reap(sp__worker_t *w, struct sp__uring *u) {
-  struct io_uring_cqe *cqe;
-  unsigned head, n = 0, done = 0, ended = 0;
-  io_uring_for_each_cqe(&u->ring, head, cqe) {
-    n++;
-    uint64_t ud = cqe->user_data;
+  struct held c;
+  unsigned done = 0, ended = 0;
+  while (next_cqe(u, &c)) {
+    uint64_t ud = c.ud;
     if (ud == UD_WAKE) {
       arm_wake(w, u); /* submitted by the next submit or sleep, whichever first */
     } else if (ud == UD_IGNORE) {
     } else if (ud & UD_OWNER_BIT) { /* U7: a multishot's CQE, for its owner */
-      bool more = cqe->flags & IORING_CQE_F_MORE;
+      bool more = c.flags & IORING_CQE_F_MORE;
       if (!more) ended++;
       sp__owner_t *o = (sp__owner_t *)(uintptr_t)(ud & ~UD_OWNER_BIT);
-      o->cqe(w, o, cqe->res, more);
+      o->cqe(w, o, c.res, more);
     } else if (ud & UD_CANCEL_BIT) { /* U5: the cancel's own CQE */
       sp__iop_t *op = (sp__iop_t *)(uintptr_t)(ud & ~UD_CANCEL_BIT);
       op->cancel_done = true;
       if (op->main_done && sp__park_claim(&op->p)) sp__park_wake_fifo(&op->p, 0);
     } else {
       sp__iop_t *op = (sp__iop_t *)(uintptr_t)ud;
-      op->res = cqe->res;
-      op->cflags = cqe->flags;
+      op->res = c.res;
+      op->cflags = c.flags;
       op->main_done = true;
       done++;
       if (SP__TRACING(w)) sp__trace_rec(w, TR_IO_DONE, op->p.fiber->id, NULL);
@@ -299,7 +389,6 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
       }
     }
   }
-  io_uring_cq_advance(&u->ring, n);
   if (ended) STORE(&w->io_pending, w->io_pending - ended, RELAXED);
   if (done) {
     STORE(&w->io_pending, w->io_pending - done, RELAXED);
@@ -312,14 +401,14 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
  * TASKRUN_FLAG the kernel cannot say: yes, unless w slept in it (and so
  * entered it) this very scheduling round. */
 static bool ring_has_work(sp__worker_t *w, struct sp__uring *u) {
-  if (io_uring_cq_ready(&u->ring)) return true;
+  if (cqes_visible(u)) return true;
   if (!(w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG)) return w->io_slept_tick != w->tick;
   return LOAD(u->ring.sq.kflags, ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 
 void sp__io_reap(sp__worker_t *w) {
   struct sp__uring *u = w->uring;
-  if (u && io_uring_cq_ready(&u->ring)) reap(w, u);
+  if (u && cqes_visible(u)) reap(w, u);
 }
 
 static void serve_cancels(sp__worker_t *w, struct sp__uring *u);
@@ -329,7 +418,7 @@ void sp__io_poll(sp__worker_t *w) {
   if (!u) return;
   if (__atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE)) serve_cancels(w, u);
   /* completions a sleep already brought in need no system call */
-  if (!w->io_unsubmitted && io_uring_cq_ready(&u->ring)) {
+  if (!w->io_unsubmitted && cqes_visible(u)) {
     sp__io_reap(w);
     return;
   }
@@ -355,7 +444,7 @@ int sp__io_idle_wait(sp__worker_t *w, int64_t deadline) {
     ts.tv_nsec = rel % 1000000000;
     tsp = &ts;
   }
-  if (io_uring_cq_ready(&u->ring)) return 0;
+  if (cqes_visible(u)) return 0;
   w->io_unsubmitted = 0;
   w->io_slept_tick = w->tick;
   struct io_uring_cqe *cqe;
