@@ -239,9 +239,11 @@ int sp_io_backend(sp_runtime_t *rt, char *why, size_t len) {
 
 /* ---- a worker's ring ----------------------------------------------------- */
 
-/* U8: submits u's SQ. Older (5.x) kernels first move completions from
- * their overflow list into the CQ, and refuse with -EBUSY, taking no SQE,
- * while some do not fit; u->old_rules makes a newer kernel act so. */
+/* U8: submits u's SQ for sqe_room. Older (5.x) kernels first move
+ * completions from their overflow list into the CQ, and refuse with -EBUSY,
+ * taking no SQE, while some do not fit; u->old_rules acts so on a newer
+ * kernel. (The other submissions, in poll and sleep, need no room: after a
+ * refusal they reap, which makes room, and the next one goes through.) */
 static int submit(struct sp__uring *u) {
   if (u->old_rules && (LOAD(u->ring.sq.kflags, ACQUIRE) & IORING_SQ_CQ_OVERFLOW)) {
     io_uring_get_events(&u->ring); /* the flush */
