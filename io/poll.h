@@ -15,9 +15,10 @@
  *   epoll     one epoll set per runtime, served by a poller thread; fibers
  *             wait for readiness and make the call themselves (epoll.c).
  *             Regular files go to the blocking pool (blocking.c).
- * Choice: made once per runtime at create (sp__io_runtime_init): io_uring
- * unless SPINDLE_IO=epoll, io_uring_setup fails, or an opcode is missing;
- * a worker whose own ring cannot be set up uses epoll for its calls.
+ * Choice: made once per runtime at create (backend.c, sp__io_runtime_init):
+ * io_uring unless SPINDLE_IO=epoll, io_uring_setup fails, or an opcode is
+ * missing; a worker whose own ring cannot be set up uses epoll for its
+ * calls.
  */
 #ifndef SP_IO_POLL_H
 #define SP_IO_POLL_H
