@@ -12,7 +12,8 @@
  *       sites test rt->io_ring_flags alone.
  *   B2  SPINDLE_IO=uring-coop or uring-plain start the probe lower down:
  *       the setups of older kernels, run on this one by the tests.
- *       uring-plain also sets rt->io_old_rules (uring.c U8).
+ *       uring-plain also sets rt->io_old_rules: submit and wait as on
+ *       5.x kernels (uring.c U8, U9).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -46,8 +46,8 @@ enum { SP_IO_URING = 1, SP_IO_EPOLL = 2 };
  * (kernel.io_uring_disabled=2)" or "io_uring (SINGLE_ISSUER|DEFER_TASKRUN)".
  * SPINDLE_IO=epoll forces the fallback; SPINDLE_IO=uring-coop or
  * uring-plain make io_uring start from the setup flags of older kernels
- * (COOP_TASKRUN, or none; uring-plain also submits by the rules of kernels
- * of older (5.x) kernels), for tests. -EINVAL for NULL rt. Suspends: no. */
+ * (COOP_TASKRUN, or none; uring-plain also submits and waits as on older
+ * 5.x kernels), for tests. -EINVAL for NULL rt. Suspends: no. */
 SP_API int sp_io_backend(sp_runtime_t *rt, char *why, size_t len);
 
 /* ---- files and any fd --------------------------------------------------- */

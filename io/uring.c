@@ -54,6 +54,11 @@
  *       which takes held CQEs first, then the CQ's one at a time, each
  *       leaving the CQ before its handler runs: a handler whose SQE needs
  *       room can hold the rest without reaping any twice.
+ *   U9  On kernels without IORING_FEAT_EXT_ARG (5.10 and older) liburing
+ *       waits with a deadline by queueing a TIMEOUT SQE of its own, user
+ *       data LIBURING_UDATA_TIMEOUT; its CQE may come after liburing's
+ *       wait returned, and reap drops it. SPINDLE_IO=uring-plain hides
+ *       the feature from liburing, so this path runs on newer kernels too.
  * Rejected: one ring per runtime (a lock on every submission), a reaper
  * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
  * threads have no ring to send from).
@@ -90,7 +95,7 @@ struct sp__uring {
   struct io_uring ring;
   int efd;
   uint64_t ebuf; /* the eventfd READ's target */
-  bool old_rules; /* submit as older (5.x) kernels do (U8) */
+  bool old_rules; /* submit and wait as older (5.x) kernels do (U8, U9) */
   /* CQEs moved out of the CQ to make room (U8), reaped before the CQ's:
    * held[hhead..nheld) */
   struct held { uint64_t ud; int32_t res; uint32_t flags; } *held;
@@ -182,6 +187,7 @@ void sp__io_worker_init(sp__worker_t *w) {
   int rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
   if (rc < 0) goto fail;
   u->old_rules = rt->io_old_rules;
+  if (u->old_rules) u->ring.features &= ~IORING_FEAT_EXT_ARG; /* U9: wait as on 5.10 */
   u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->efd < 0) {
     io_uring_queue_exit(&u->ring);
@@ -229,6 +235,7 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
   unsigned done = 0, ended = 0;
   while (next_cqe(u, &c)) {
     uint64_t ud = c.ud;
+    if (ud == LIBURING_UDATA_TIMEOUT) continue; /* U9: liburing's own wait timeout */
     if (ud == UD_WAKE) {
       arm_wake(w, u); /* submitted by the next submit or sleep, whichever first */
     } else if (ud == UD_IGNORE) {

@@ -241,7 +241,7 @@ struct sp_runtime {
    * the blocking pool, started on first use under io_lock */
   int io_kind;          /* SP_IO_URING or SP_IO_EPOLL */
   unsigned io_ring_flags; /* setup flags every worker's ring uses */
-  bool io_old_rules;      /* submit by older kernels' rules (io/uring.c U8) */
+  bool io_old_rules;      /* submit and wait as on 5.x kernels (io/uring.c U8, U9) */
   char io_why[160];
   pthread_mutex_t io_lock;
   struct sp__epoll *epoll;
