@@ -6,10 +6,14 @@
  * left to run it on). If the faulting thread is a worker running a fiber,
  * the handler writes one line: a stack overflow when the address lies in
  * the guard page below the fiber's stack, a crash otherwise, with the
- * fiber's id, name and spawn site. Then it restores the previous
- * disposition and returns, so the fault happens again and the process dies
- * of the original signal (a core dump shows the real frame). Faults on
- * other threads go straight to the previous disposition.
+ * fiber's id, name and spawn site. A worker outside any fiber runs the
+ * runtime's own code (its scheduler), so a fault there is a Spindle bug:
+ * the line names the worker and says so. Then the handler restores the
+ * previous disposition and returns, so the fault happens again and the
+ * process dies of the original signal (a core dump shows the real frame);
+ * a signal that another thread sent (kill, tgkill) does not come back by
+ * itself and is raised again. Faults on other threads go straight to the
+ * previous disposition.
  * Invariants:
  *   K1  The handler only reads (the worker's current fiber) and writes to
  *       fd 2 with write(2): async-signal-safe, no locks, no allocation.
@@ -80,13 +84,35 @@ static void report(struct sp_fiber *f, int sig, void *addr) {
   (void)rc;
 }
 
+/* A worker in its scheduler context: the runtime's own code. */
+static void report_worker(const sp__worker_t *w, int sig, const siginfo_t *si) {
+  char buf[256];
+  size_t n = 0;
+  put(buf, &n, sizeof buf, "spindle: worker ");
+  put_num(buf, &n, sizeof buf, (uint64_t)w->index, 10);
+  put(buf, &n, sizeof buf, " crashed outside any fiber, in Spindle's scheduler (a Spindle bug): ");
+  put(buf, &n, sizeof buf, sig == SIGBUS ? "SIGBUS" : "SIGSEGV");
+  if (si->si_code <= 0) {
+    put(buf, &n, sizeof buf, " sent by process ");
+    put_num(buf, &n, sizeof buf, (uint64_t)si->si_pid, 10);
+  } else {
+    put(buf, &n, sizeof buf, " at ");
+    put_num(buf, &n, sizeof buf, (uintptr_t)si->si_addr, 16);
+  }
+  put(buf, &n, sizeof buf, "\n");
+  ssize_t rc = write(2, buf, n);
+  (void)rc;
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uctx) {
   (void)uctx;
   sp__worker_t *w = sp__self();
   struct sp_fiber *f = w ? w->cur : NULL;
   if (f) report(f, sig, si->si_addr);
+  else if (w) report_worker(w, sig, si);
   /* K1: back to what was there; returning re-runs the faulting access */
   sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
+  if (si->si_code <= 0) raise(sig); /* sent, not a fault: it would not recur */
 }
 
 void sp__crash_install(void) {
