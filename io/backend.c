@@ -89,6 +89,7 @@ static void probe(void) {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     p.flags = setups[i].flags;
+    sp__uring_mapped(); /* uring.c U10 */
     err = io_uring_queue_init_params(8, &ring, &p);
     if (err == -EINVAL && setups[i].flags) continue; /* an older kernel: fewer flags */
     if (err < 0) break;
@@ -98,6 +99,7 @@ static void probe(void) {
       if (!io_uring_opcode_supported(pr, needed[k].op)) missing = needed[k].name;
     if (pr) io_uring_free_probe(pr);
     io_uring_queue_exit(&ring);
+    sp__uring_unmapped();
     if (missing) {
       snprintf(probed.why, sizeof probed.why, "io_uring lacks IORING_OP_%s", missing);
       probed.rc = -ENOSYS;

@@ -59,6 +59,12 @@
  *       data LIBURING_UDATA_TIMEOUT; its CQE may come after liburing's
  *       wait returned, and reap drops it. SPINDLE_IO=uring-plain hides
  *       the feature from liburing, so this path runs on newer kernels too.
+ *   U10 (TSan) liburing maps a ring's memory and unmaps it with raw system
+ *       calls, so TSan keeps the old ring's accesses on those addresses
+ *       and calls a new ring's thread writing there a race. Every unmap
+ *       releases one sync object and every map first acquires it
+ *       (sp__uring_unmapped, sp__uring_mapped; the probe's ring too),
+ *       which orders them.
  * Rejected: one ring per runtime (a lock on every submission), a reaper
  * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
  * threads have no ring to send from).
@@ -101,6 +107,16 @@ struct sp__uring {
   struct held { uint64_t ud; int32_t res; uint32_t flags; } *held;
   unsigned hhead, nheld, capheld;
 };
+
+#ifdef SP_HAVE_TSAN
+#include <sanitizer/tsan_interface.h>
+static char ring_memory; /* U10's sync object */
+void sp__uring_mapped(void) { __tsan_acquire(&ring_memory); }
+void sp__uring_unmapped(void) { __tsan_release(&ring_memory); }
+#else
+void sp__uring_mapped(void) {}
+void sp__uring_unmapped(void) {}
+#endif
 
 /* Whether completions wait to be reaped: in the CQ or held (U8). */
 static bool cqes_visible(struct sp__uring *u) {
@@ -184,6 +200,7 @@ void sp__io_worker_init(sp__worker_t *w) {
   memset(&p, 0, sizeof p);
   p.flags = rt->io_ring_flags | IORING_SETUP_CQSIZE;
   p.cq_entries = CQ_ENTRIES;
+  sp__uring_mapped(); /* U10: before liburing writes to the new memory */
   int rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
   if (rc < 0) goto fail;
   u->old_rules = rt->io_old_rules;
@@ -191,6 +208,7 @@ void sp__io_worker_init(sp__worker_t *w) {
   u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->efd < 0) {
     io_uring_queue_exit(&u->ring);
+    sp__uring_unmapped(); /* U10 */
     goto fail;
   }
   io_uring_register_ring_fd(&u->ring); /* optional: saves an fd lookup per enter */
@@ -207,6 +225,7 @@ void sp__io_worker_fini(sp__worker_t *w) {
   if (!u) return;
   STORE(&w->uring, NULL, RELEASE);
   io_uring_queue_exit(&u->ring);
+  sp__uring_unmapped(); /* U10 */
   close(u->efd);
   free(u->held);
   free(u);
