@@ -74,7 +74,7 @@ static struct {
   pthread_once_t once;
   int rc;
   unsigned flags;
-  bool old_rules; /* SPINDLE_IO=uring-plain: old kernels' submission rule too (uring.c U8) */
+  bool old_rules; /* SPINDLE_IO=uring-plain: submit and wait as 5.x kernels do (uring.c U8, U9) */
   char why[sizeof ((struct sp_runtime *)0)->io_why];
 } probed = {.once = PTHREAD_ONCE_INIT};
 

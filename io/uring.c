@@ -118,6 +118,12 @@ void sp__uring_mapped(void) {}
 void sp__uring_unmapped(void) {}
 #endif
 
+/* The CQE `ahead` places past the CQ's head, copied. Runs on: w. */
+static struct held cq_entry(struct sp__uring *u, unsigned ahead) {
+  struct io_uring_cqe *cqe = &u->ring.cq.cqes[(*u->ring.cq.khead + ahead) & *u->ring.cq.kring_mask];
+  return (struct held){cqe->user_data, cqe->res, cqe->flags};
+}
+
 /* Whether completions wait to be reaped: in the CQ or held (U8). */
 static bool cqes_visible(struct sp__uring *u) {
   return u->hhead < u->nheld || io_uring_cq_ready(&u->ring);
@@ -157,11 +163,7 @@ static unsigned hold_cqes(struct sp__uring *u) {
     }
     if (u->nheld + n > u->capheld) n = u->capheld - u->nheld; /* no memory: what fits */
   }
-  unsigned head = *u->ring.cq.khead;
-  for (unsigned i = 0; i < n; i++) {
-    struct io_uring_cqe *cqe = &u->ring.cq.cqes[(head + i) & *u->ring.cq.kring_mask];
-    u->held[u->nheld++] = (struct held){cqe->user_data, cqe->res, cqe->flags};
-  }
+  for (unsigned i = 0; i < n; i++) u->held[u->nheld++] = cq_entry(u, i);
   io_uring_cq_advance(&u->ring, n);
   return n;
 }
@@ -241,8 +243,7 @@ static bool next_cqe(struct sp__uring *u, struct held *c) {
     return true;
   }
   if (!io_uring_cq_ready(&u->ring)) return false;
-  struct io_uring_cqe *cqe = &u->ring.cq.cqes[*u->ring.cq.khead & *u->ring.cq.kring_mask];
-  *c = (struct held){cqe->user_data, cqe->res, cqe->flags};
+  *c = cq_entry(u, 0);
   io_uring_cq_advance(&u->ring, 1);
   return true;
 }
@@ -290,11 +291,11 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
   }
 }
 
-/* U6: whether entering w's ring may bring completions in. Without
- * TASKRUN_FLAG the kernel cannot say: yes, unless w slept in it (and so
- * entered it) this very scheduling round. */
+/* U6: whether entering w's ring may bring completions in (those already
+ * visible are the caller's to check). Without TASKRUN_FLAG the kernel
+ * cannot say: yes, unless w slept in it (and so entered it) this very
+ * scheduling round. */
 static bool ring_has_work(sp__worker_t *w, struct sp__uring *u) {
-  if (cqes_visible(u)) return true;
   if (!(w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG)) return w->io_slept_tick != w->tick;
   return LOAD(u->ring.sq.kflags, ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
@@ -312,7 +313,7 @@ void sp__io_poll(sp__worker_t *w) {
   if (__atomic_load_n(&w->io_ncancel, __ATOMIC_ACQUIRE)) serve_cancels(w, u);
   /* completions a sleep already brought in need no system call */
   if (!w->io_unsubmitted && cqes_visible(u)) {
-    sp__io_reap(w);
+    reap(w, u);
     return;
   }
   if (!w->io_unsubmitted && (!w->io_pending || !ring_has_work(w, u))) return; /* U6 */
