@@ -57,7 +57,14 @@
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
-#define SPIN_ROUNDS 64 /* steal rounds of an idle worker before it sleeps */
+/* An idle worker looks for work for SPIN_NS before it sleeps, in rounds of
+ * one steal attempt per worker and SPIN_PAUSES pauses. The bound is a time,
+ * not a round count, since a pause takes ~20 ns on some x86 cores and
+ * ~140 cycles on others. 20 us: 50 us (the old 64 rounds on these cores)
+ * cost 4-7% more server CPU per request on 8 workers of a 16-core machine
+ * and gained nothing on 2 (bench/RESULTS.md, 2026-11-26 15:20 UTC). */
+#define SPIN_NS 20000
+#define SPIN_PAUSES 32
 #define DEADLOCK_CONFIRM_NS 100000000 /* deadlock.c's confirmation interval */
 
 static __thread sp__worker_t *tls_worker;
@@ -529,15 +536,17 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
         }
         /* spin briefly (~tens of us) before sleeping: work often arrives
          * right away, and a futex sleep/wake pair costs far more */
-        for (int round = 0; round < SPIN_ROUNDS && !f && !LOAD(&rt->stop, RELAXED); round++) {
-          f = steal_round(w, now, round >= SPIN_ROUNDS - 4); /* runnext: last rounds */
+        int64_t t0 = sp__mono(), elapsed = 0;
+        for (int round = 0; elapsed < SPIN_NS && !f && !LOAD(&rt->stop, RELAXED); round++) {
+          f = steal_round(w, now, elapsed >= SPIN_NS - SPIN_NS / 16); /* runnext: at the end */
           if (!f) f = sp__inbox_pop(w);
           if (!f) f = sp__inject_pop(rt, w);
           if (!f && round % 8 == 7 && sp__io_pending(w)) {
             sp__io_poll(w); /* own completions while spinning */
             f = sp__runq_pop(w);
           }
-          for (int k = 0; !f && k < 32; k++) __builtin_ia32_pause();
+          for (int k = 0; !f && k < SPIN_PAUSES; k++) __builtin_ia32_pause();
+          elapsed = sp__mono() - t0;
         }
       }
     }
