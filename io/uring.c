@@ -214,6 +214,7 @@ void sp__io_worker_init(sp__worker_t *w) {
     goto fail;
   }
   io_uring_register_ring_fd(&u->ring); /* optional: saves an fd lookup per enter */
+  w->io_poll_cheap = (rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG) != 0; /* U6 */
   arm_wake(w, u);
   STORE(&w->uring, u, RELEASE);
   return;

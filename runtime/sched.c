@@ -541,8 +541,13 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
           f = steal_round(w, now, elapsed >= SPIN_NS - SPIN_NS / 16); /* runnext: at the end */
           if (!f) f = sp__inbox_pop(w);
           if (!f) f = sp__inject_pop(rt, w);
-          if (!f && round % 8 == 7 && sp__io_pending(w)) {
-            sp__io_poll(w); /* own completions while spinning */
+          /* its own ring: the SQEs its fibers queued go out at once (a
+           * reply is not held back by the spin), and completions are looked
+           * at every round where that costs one load (TASKRUN_FLAG), else
+           * every eighth (a system call) */
+          if (!f && sp__io_pending(w) &&
+              (w->io_poll_cheap || round % 8 == 7 || (round == 0 && w->io_unsubmitted))) {
+            sp__io_poll(w);
             f = sp__runq_pop(w);
           }
           for (int k = 0; !f && k < SPIN_PAUSES; k++) __builtin_ia32_pause();
