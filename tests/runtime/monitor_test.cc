@@ -26,8 +26,12 @@ TEST(MonitorTest, ClientShowsFibersOfARunningProcess) {
   sp_runtime_t *rt = sptest::NewRuntime(2);
   ASSERT_NE(nullptr, rt);
   ASSERT_EQ(0, sp_runtime_hold(rt));
-  // Bazel's TEST_TMPDIR is too long for a Unix socket path (108 bytes)
-  std::string path = "/tmp/spindle-mon-test." + std::to_string(getpid());
+  // Bazel's TEST_TMPDIR is too long for a Unix socket path (108 bytes);
+  // a fresh directory, not the pid: sandboxed runs of this test side by
+  // side (--runs_per_test) can have the same pid and share /tmp
+  char dir[] = "/tmp/spmon.XXXXXX";
+  ASSERT_NE(nullptr, mkdtemp(dir));
+  std::string path = std::string(dir) + "/s";
   ASSERT_EQ(0, sp_monitor_start(rt, path.c_str()));
   EXPECT_EQ(-EBUSY, sp_monitor_start(rt, path.c_str()));
   sptest::Gate gate;
@@ -55,6 +59,7 @@ TEST(MonitorTest, ClientShowsFibersOfARunningProcess) {
   ASSERT_EQ(0, sp_monitor_start(rt, path.c_str()));  // destroy stops it too
   EXPECT_EQ(0, sp_runtime_destroy(rt));
   EXPECT_NE(0, access(path.c_str(), F_OK));
+  EXPECT_EQ(0, rmdir(dir));
 }
 
 }  // namespace
