@@ -171,7 +171,7 @@ static member_t *rec_get(sp_group_t *g, cache_t **pc) {
     }
   }
   if (shared) pthread_mutex_unlock(&g->alloc_mu);
-  if (!m && (m = malloc(sizeof *m)) != NULL) m->heap = 1;
+  if (!m && (m = aligned_alloc(LINE, sizeof *m)) != NULL) m->heap = 1; /* one line, aligned */
   return m;
 }
 
