@@ -70,6 +70,9 @@ static inline bool sp__io_pending(const sp__worker_t *w) {
 /* Submits w's queued SQEs and readies the fibers whose operations
  * completed, without blocking. Runs on: w, in the sched context. */
 void sp__io_poll(sp__worker_t *w);
+/* Whether sp__io_poll with nothing queued costs no system call when
+ * nothing is new: the kernel flags pending work (TASKRUN_FLAG). Runs on: w. */
+bool sp__io_poll_cheap(const sp__worker_t *w);
 /* Readies the fibers of the completions already visible on w's ring (a
  * sleep brought them in), without a system call. Runs on: w, sched. */
 void sp__io_reap(sp__worker_t *w);

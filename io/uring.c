@@ -214,7 +214,6 @@ void sp__io_worker_init(sp__worker_t *w) {
     goto fail;
   }
   io_uring_register_ring_fd(&u->ring); /* optional: saves an fd lookup per enter */
-  w->io_poll_cheap = (rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG) != 0; /* U6 */
   arm_wake(w, u);
   STORE(&w->uring, u, RELEASE);
   return;
@@ -292,12 +291,16 @@ static void reap(sp__worker_t *w, struct sp__uring *u) {
   }
 }
 
+bool sp__io_poll_cheap(const sp__worker_t *w) {
+  return w->uring && (w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG); /* U6 */
+}
+
 /* U6: whether entering w's ring may bring completions in (those already
  * visible are the caller's to check). Without TASKRUN_FLAG the kernel
  * cannot say: yes, unless w slept in it (and so entered it) this very
  * scheduling round. */
 static bool ring_has_work(sp__worker_t *w, struct sp__uring *u) {
-  if (!(w->rt->io_ring_flags & IORING_SETUP_TASKRUN_FLAG)) return w->io_slept_tick != w->tick;
+  if (!sp__io_poll_cheap(w)) return w->io_slept_tick != w->tick;
   return LOAD(u->ring.sq.kflags, ACQUIRE) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW);
 }
 

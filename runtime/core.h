@@ -169,7 +169,6 @@ typedef struct sp__worker {
   uint32_t io_unsubmitted;
   uint32_t io_pending;
   uint32_t io_slept_tick; /* w->tick when it last slept in its ring */
-  bool io_poll_cheap;     /* sp__io_poll with nothing new costs no system call */
   uint32_t io_nowait_budget; /* reads left to serve inline (io/ops.c O3) */
   uint32_t ring_sleep; /* atomic: it sleeps in its ring, not on the futex (U3) */
   /* cancellations of this ring's operations asked by other threads

@@ -546,7 +546,7 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
            * at every round where that costs one load (TASKRUN_FLAG), else
            * every eighth (a system call) */
           if (!f && sp__io_pending(w) &&
-              (w->io_poll_cheap || round % 8 == 7 || (round == 0 && w->io_unsubmitted))) {
+              (sp__io_poll_cheap(w) || round % 8 == 7 || (round == 0 && w->io_unsubmitted))) {
             sp__io_poll(w);
             f = sp__runq_pop(w);
           }
