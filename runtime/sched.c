@@ -68,7 +68,7 @@
  * run, and where the CPUs are oversubscribed (wrk and two workers on two
  * CPUs) it lets the thread that makes the next piece of work run: HTTP on
  * two workers went from 1.20x to 1.63-1.74x Go, echo50's server CPU per
- * request fell ~10% (RESULTS, 2026-11-26 18:00 UTC). */
+ * request fell ~7% (bench/RESULTS.md, 2026-11-26 17:45 UTC). */
 #define SPIN_NS 20000
 #define SPIN_PAUSES 32
 #define DEADLOCK_CONFIRM_NS 100000000 /* deadlock.c's confirmation interval */
