@@ -543,8 +543,13 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
         /* spin briefly (~tens of us) before sleeping: work often arrives
          * right away, and a futex sleep/wake pair costs far more */
         int64_t t0 = sp__mono(), elapsed = 0;
-        for (int round = 0; elapsed < SPIN_NS && !f && !LOAD(&rt->stop, RELAXED); round++) {
-          f = steal_round(w, now, elapsed >= SPIN_NS - SPIN_NS / 16); /* runnext: at the end */
+        for (int round = 0; !LOAD(&rt->stop, RELAXED); round++) {
+          /* a victim's runnext is taken only in the last round, which
+           * always comes: a round whose yield (or a preemption) took us
+           * past the end is followed by one more, or a fiber left in a
+           * busy worker's runnext would never be taken */
+          bool last = elapsed >= SPIN_NS - SPIN_NS / 16;
+          f = steal_round(w, now, last);
           if (!f) f = sp__inbox_pop(w);
           if (!f) f = sp__inject_pop(rt, w);
           /* its own ring: the SQEs its fibers queued go out at once (a
@@ -556,11 +561,12 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
             sp__io_poll(w);
             f = sp__runq_pop(w);
           }
-          for (int k = 0; !f && k < SPIN_PAUSES; k++) __builtin_ia32_pause();
+          if (f || last) break;
+          for (int k = 0; k < SPIN_PAUSES; k++) __builtin_ia32_pause();
           /* and gives the CPU to any other thread waiting for it: where
            * the cores are shared (a client, other workers) the spin must
            * not hold back the thread that makes the next piece of work */
-          if (!f) sched_yield();
+          sched_yield();
           elapsed = sp__mono() - t0;
         }
       }

@@ -140,6 +140,53 @@ TEST_P(SchedTest, SpawnStormDoesNotStarveTheRing) {
   });
 }
 
+// A fiber woken by a fiber that then computes without yielding sits in
+// that worker's runnext, which thieves take only in the last round of a
+// spin. Two OS threads compete for the CPUs, so a thief's rounds get
+// descheduled (its sched_yield gives the CPU away) and jump past the end
+// of the spin: the last round must still come, or the fiber is never run.
+TEST_P(SchedTest, WokenFiberOfABusyWorkerIsStolenUnderCpuContention) {
+  if (workers() < 2) GTEST_SKIP() << "needs two workers";
+  std::atomic<bool> done{false};
+  std::vector<std::thread> hogs;
+  for (int i = 0; i < 2; i++)
+    hogs.emplace_back([&] {
+      while (!done.load(std::memory_order_relaxed)) {
+      }
+    });
+  struct Arg {
+    sp_chan_t *ch = nullptr;
+    std::atomic<int> state{0};  // 1: about to receive; 2: woken and ran
+  } arg;
+  ASSERT_EQ(0, sp_chan_make(&arg.ch, sizeof(int), 0));
+  for (int round = 0; round < 20 && !HasFailure(); round++) {
+    arg.state = 0;
+    RunInFiber([&] {
+      sp_fiber_t b;
+      ASSERT_EQ(0, sp_spawn(nullptr, &b, [](void *p) -> void * {
+                  auto *a = static_cast<Arg *>(p);
+                  int v;
+                  a->state = 1;
+                  if (sp_chan_recv(a->ch, &v, SP_FOREVER) != 0) return (void *)1;
+                  a->state = 2;
+                  return nullptr;
+                }, &arg, nullptr));
+      while (arg.state.load() != 1) sp_yield();
+      sp_sleep_for(1000000);  // b is parked in its receive by now
+      int v = 7;
+      ASSERT_EQ(0, sp_chan_send(arg.ch, &v, SP_FOREVER));  // b goes to our runnext
+      int64_t give_up = sp_deadline_in(5000000000LL);
+      while (arg.state.load() != 2 && sp_now() < give_up) {
+      }
+      EXPECT_EQ(2, arg.state.load()) << "round " << round << ": the woken fiber never ran";
+      ASSERT_EQ(0, sp_join(b, nullptr, SP_FOREVER));
+    });
+  }
+  done = true;
+  for (auto &t : hogs) t.join();
+  EXPECT_EQ(0, sp_chan_free(arg.ch));
+}
+
 SP_INSTANTIATE_WORKERS(SchedTest);
 
 // ---- forced migration ------------------------------------------------
