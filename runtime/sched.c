@@ -38,6 +38,11 @@
  *       place (runnext, lifo, ring tail) drawn from the worker's generator,
  *       seeded from cfg.seed alone; steals and spin timing stay
  *       nondeterministic, so only one worker replays exactly.
+ *   S8  A victim's runnext (and a lone spawn in its lifo) is stolen
+ *       only in a spin's last round, so a fiber just woken keeps its warm
+ *       worker if that worker gets to it soon; every spin ends with such
+ *       a round, however long its yields took, so a fiber woken by one
+ *       that then computes without yielding still gets run elsewhere.
  * Locks: idle_lock (rank IDLE) may be taken under a timer heap lock (wake
  *   from a timer callback); nothing is taken under idle_lock.
  * Rejected: always switching through the sched context (two jumps per
@@ -544,10 +549,8 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
          * right away, and a futex sleep/wake pair costs far more */
         int64_t t0 = sp__mono(), elapsed = 0;
         for (int round = 0; !LOAD(&rt->stop, RELAXED); round++) {
-          /* a victim's runnext is taken only in the last round, which
-           * always comes: a round whose yield (or a preemption) took us
-           * past the end is followed by one more, or a fiber left in a
-           * busy worker's runnext would never be taken */
+          /* S8: a round whose yield (or a preemption) took us past the
+           * end is followed by the last one, not by the end of the spin */
           bool last = elapsed >= SPIN_NS - SPIN_NS / 16;
           f = steal_round(w, now, last);
           if (!f) f = sp__inbox_pop(w);
