@@ -47,13 +47,13 @@ void sp__io_runtime_fini(struct sp_runtime *rt);
 void sp__io_worker_init(sp__worker_t *w);
 void sp__io_worker_fini(sp__worker_t *w);
 
-/* uring.c U10: mapped before every io_uring_queue_init, unmapped after
- * every io_uring_queue_exit, so TSan orders a ring's use of its memory
- * before a later ring's use of the same addresses (liburing maps and
- * unmaps with raw system calls, which TSan does not see). No-ops without
- * TSan. Runs on: any thread. */
-void sp__uring_mapped(void);
-void sp__uring_unmapped(void);
+/* uring.c U10: held around every io_uring_queue_init and
+ * io_uring_queue_exit, so TSan orders a ring's use of its memory before
+ * a later ring's use of the same addresses (liburing maps and unmaps with
+ * raw system calls, which TSan does not see). A mutex under TSan, no-ops
+ * without. Runs on: any thread, outside any fiber. */
+void sp__uring_maps_lock(void);
+void sp__uring_maps_unlock(void);
 
 /* ---- the scheduler's hooks (sched.c) ------------------------------------ */
 

@@ -61,10 +61,15 @@
  *       the feature from liburing, so this path runs on newer kernels too.
  *   U10 (TSan) liburing maps a ring's memory and unmaps it with raw system
  *       calls, so TSan keeps the old ring's accesses on those addresses
- *       and calls a new ring's thread writing there a race. Every unmap
- *       releases one sync object and every map first acquires it
- *       (sp__uring_unmapped, sp__uring_mapped; the probe's ring too),
- *       which orders them.
+ *       and calls a new ring's thread writing there a race. Under TSan
+ *       every io_uring_queue_init and io_uring_queue_exit (the probe's
+ *       ring too) runs under one mutex (sp__uring_maps_lock): a ring that
+ *       got an address back was mapped after that address was unmapped,
+ *       so in a later critical section, which TSan orders after the
+ *       unmapper's and so after the old ring's last use. (An acquire
+ *       before the map and a release after the unmap did not: a mapper
+ *       could acquire, another thread unmap and release, and the map then
+ *       return the freed address, with nothing ordering the two.)
  * Rejected: one ring per runtime (a lock on every submission), a reaper
  * thread (a thread hop per completion), waking fibers by MSG_RING (foreign
  * threads have no ring to send from).
@@ -109,13 +114,13 @@ struct sp__uring {
 };
 
 #ifdef SP_HAVE_TSAN
-#include <sanitizer/tsan_interface.h>
-static char ring_memory; /* U10's sync object */
-void sp__uring_mapped(void) { __tsan_acquire(&ring_memory); }
-void sp__uring_unmapped(void) { __tsan_release(&ring_memory); }
+#include <pthread.h>
+static pthread_mutex_t ring_maps = PTHREAD_MUTEX_INITIALIZER; /* U10 */
+void sp__uring_maps_lock(void) { pthread_mutex_lock(&ring_maps); }
+void sp__uring_maps_unlock(void) { pthread_mutex_unlock(&ring_maps); }
 #else
-void sp__uring_mapped(void) {}
-void sp__uring_unmapped(void) {}
+void sp__uring_maps_lock(void) {}
+void sp__uring_maps_unlock(void) {}
 #endif
 
 /* The CQE `ahead` places past the CQ's head, copied. Runs on: w. */
@@ -202,15 +207,17 @@ void sp__io_worker_init(sp__worker_t *w) {
   memset(&p, 0, sizeof p);
   p.flags = rt->io_ring_flags | IORING_SETUP_CQSIZE;
   p.cq_entries = CQ_ENTRIES;
-  sp__uring_mapped(); /* U10: before liburing writes to the new memory */
+  sp__uring_maps_lock(); /* U10 */
   int rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
+  sp__uring_maps_unlock();
   if (rc < 0) goto fail;
   u->old_rules = rt->io_old_rules;
   if (u->old_rules) u->ring.features &= ~IORING_FEAT_EXT_ARG; /* U9: wait as on 5.10 */
   u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->efd < 0) {
+    sp__uring_maps_lock(); /* U10 */
     io_uring_queue_exit(&u->ring);
-    sp__uring_unmapped(); /* U10 */
+    sp__uring_maps_unlock();
     goto fail;
   }
   io_uring_register_ring_fd(&u->ring); /* optional: saves an fd lookup per enter */
@@ -226,8 +233,9 @@ void sp__io_worker_fini(sp__worker_t *w) {
   struct sp__uring *u = LOAD(&w->uring, ACQUIRE);
   if (!u) return;
   STORE(&w->uring, NULL, RELEASE);
+  sp__uring_maps_lock(); /* U10 */
   io_uring_queue_exit(&u->ring);
-  sp__uring_unmapped(); /* U10 */
+  sp__uring_maps_unlock();
   close(u->efd);
   free(u->held);
   free(u);

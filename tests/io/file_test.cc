@@ -89,8 +89,9 @@ void RoundTrip(const std::string &path) {
   // eventfds on their own threads, maybe just now. So the check is that fd
   // no longer names this file, not that the number is free.
   struct stat now;
-  if (fstat(fd, &now) == 0)
+  if (fstat(fd, &now) == 0) {
     EXPECT_FALSE(now.st_dev == mine.st_dev && now.st_ino == mine.st_ino) << "fd still open after sp_close";
+  }
 }
 
 TEST_P(FileTest, RoundTripFromFiber) {
