@@ -62,12 +62,22 @@ TEST(TraceTest, WritesChromeTraceEventJson) {
               for (int i = 0; i < 50; i++) sp_chan_recv(static_cast<sp_chan_t *>(ch), &v, SP_FOREVER);
               return nullptr;
             }, c, nullptr));
-  sp_fiber_t y1, y2;  // two yielders on the one worker: every yield switches
-  for (sp_fiber_t *y : {&y1, &y2})
-    ASSERT_EQ(0, sp_spawn(rt, y, [](void *) -> void * {
-                for (int i = 0; i < 10; i++) sp_yield();
-                return nullptr;
-              }, nullptr, nullptr));
+  // Two yielders in the one worker's own queue, so every yield switches.
+  // A fiber spawns them: spawned from this (foreign) thread they would go
+  // through the injection queue, and the first could run all its yields
+  // (no-ops with nothing else queued) before the worker took the second.
+  sp_fiber_t yp;
+  ASSERT_EQ(0, sp_spawn(rt, &yp, [](void *) -> void * {
+              sp_fiber_t y[2];
+              for (sp_fiber_t &f : y)
+                if (sp_spawn(nullptr, &f, [](void *) -> void * {
+                      for (int i = 0; i < 10; i++) sp_yield();
+                      return nullptr;
+                    }, nullptr, nullptr) != 0)
+                  return (void *)1;
+              for (sp_fiber_t &f : y) sp_join(f, nullptr, SP_FOREVER);
+              return nullptr;
+            }, nullptr, nullptr));
   sp_fiber_t io;  // I/O on the ring (or the epoll fallback): submit and complete
   ASSERT_EQ(0, sp_spawn(rt, &io, [](void *) -> void * {
               int p[2];
@@ -82,8 +92,9 @@ TEST(TraceTest, WritesChromeTraceEventJson) {
   ASSERT_EQ(0, sp_join(io, nullptr, SP_FOREVER));
   ASSERT_EQ(0, sp_join(a, nullptr, SP_FOREVER));
   ASSERT_EQ(0, sp_join(b, nullptr, SP_FOREVER));
-  ASSERT_EQ(0, sp_join(y1, nullptr, SP_FOREVER));
-  ASSERT_EQ(0, sp_join(y2, nullptr, SP_FOREVER));
+  void *yr = (void *)2;
+  ASSERT_EQ(0, sp_join(yp, &yr, SP_FOREVER));
+  ASSERT_EQ(nullptr, yr) << "spawning the yielders failed";
   ASSERT_EQ(0, sp_trace_stop(rt));
   FILE *f = tmpfile();
   int n = sp_trace_write(rt, fileno(f));
