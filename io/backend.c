@@ -89,9 +89,7 @@ static void probe(void) {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     p.flags = setups[i].flags;
-    sp__uring_maps_lock(); /* uring.c U10 */
-    err = io_uring_queue_init_params(8, &ring, &p);
-    sp__uring_maps_unlock();
+    err = sp__uring_queue_init(8, &ring, &p); /* uring.c U10 */
     if (err == -EINVAL && setups[i].flags) continue; /* an older kernel: fewer flags */
     if (err < 0) break;
     struct io_uring_probe *pr = io_uring_get_probe_ring(&ring);
@@ -99,9 +97,7 @@ static void probe(void) {
     for (size_t k = 0; pr && !missing && k < sizeof needed / sizeof needed[0]; k++)
       if (!io_uring_opcode_supported(pr, needed[k].op)) missing = needed[k].name;
     if (pr) io_uring_free_probe(pr);
-    sp__uring_maps_lock();
-    io_uring_queue_exit(&ring);
-    sp__uring_maps_unlock();
+    sp__uring_queue_exit(&ring);
     if (missing) {
       snprintf(probed.why, sizeof probed.why, "io_uring lacks IORING_OP_%s", missing);
       probed.rc = -ENOSYS;

@@ -47,13 +47,14 @@ void sp__io_runtime_fini(struct sp_runtime *rt);
 void sp__io_worker_init(sp__worker_t *w);
 void sp__io_worker_fini(sp__worker_t *w);
 
-/* uring.c U10: held around every io_uring_queue_init and
- * io_uring_queue_exit, so TSan orders a ring's use of its memory before
- * a later ring's use of the same addresses (liburing maps and unmaps with
- * raw system calls, which TSan does not see). A mutex under TSan, no-ops
- * without. Runs on: any thread, outside any fiber. */
-void sp__uring_maps_lock(void);
-void sp__uring_maps_unlock(void);
+/* io_uring_queue_init_params and io_uring_queue_exit, for every ring the
+ * runtime makes (the probe's too): under TSan they run under one mutex,
+ * so TSan orders a ring's use of its memory before a later ring's use of
+ * the same addresses (uring.c U10). Runs on: any thread, outside any fiber. */
+struct io_uring;
+struct io_uring_params;
+int sp__uring_queue_init(unsigned entries, struct io_uring *ring, struct io_uring_params *p);
+void sp__uring_queue_exit(struct io_uring *ring);
 
 /* ---- the scheduler's hooks (sched.c) ------------------------------------ */
 

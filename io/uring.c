@@ -63,7 +63,8 @@
  *       calls, so TSan keeps the old ring's accesses on those addresses
  *       and calls a new ring's thread writing there a race. Under TSan
  *       every io_uring_queue_init and io_uring_queue_exit (the probe's
- *       ring too) runs under one mutex (sp__uring_maps_lock): a ring that
+ *       ring too) runs under one mutex (sp__uring_queue_init and
+ *       sp__uring_queue_exit): a ring that
  *       got an address back was mapped after that address was unmapped,
  *       so in a later critical section, which TSan orders after the
  *       unmapper's and so after the old ring's last use. (An acquire
@@ -116,12 +117,25 @@ struct sp__uring {
 #ifdef SP_HAVE_TSAN
 #include <pthread.h>
 static pthread_mutex_t ring_maps = PTHREAD_MUTEX_INITIALIZER; /* U10 */
-void sp__uring_maps_lock(void) { pthread_mutex_lock(&ring_maps); }
-void sp__uring_maps_unlock(void) { pthread_mutex_unlock(&ring_maps); }
+#define MAPS_LOCK() pthread_mutex_lock(&ring_maps)
+#define MAPS_UNLOCK() pthread_mutex_unlock(&ring_maps)
 #else
-void sp__uring_maps_lock(void) {}
-void sp__uring_maps_unlock(void) {}
+#define MAPS_LOCK() ((void)0)
+#define MAPS_UNLOCK() ((void)0)
 #endif
+
+int sp__uring_queue_init(unsigned entries, struct io_uring *ring, struct io_uring_params *p) {
+  MAPS_LOCK(); /* U10 */
+  int rc = io_uring_queue_init_params(entries, ring, p);
+  MAPS_UNLOCK();
+  return rc;
+}
+
+void sp__uring_queue_exit(struct io_uring *ring) {
+  MAPS_LOCK(); /* U10 */
+  io_uring_queue_exit(ring);
+  MAPS_UNLOCK();
+}
 
 /* The CQE `ahead` places past the CQ's head, copied. Runs on: w. */
 static struct held cq_entry(struct sp__uring *u, unsigned ahead) {
@@ -207,17 +221,13 @@ void sp__io_worker_init(sp__worker_t *w) {
   memset(&p, 0, sizeof p);
   p.flags = rt->io_ring_flags | IORING_SETUP_CQSIZE;
   p.cq_entries = CQ_ENTRIES;
-  sp__uring_maps_lock(); /* U10 */
-  int rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
-  sp__uring_maps_unlock();
+  int rc = sp__uring_queue_init(RING_ENTRIES, &u->ring, &p);
   if (rc < 0) goto fail;
   u->old_rules = rt->io_old_rules;
   if (u->old_rules) u->ring.features &= ~IORING_FEAT_EXT_ARG; /* U9: wait as on 5.10 */
   u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->efd < 0) {
-    sp__uring_maps_lock(); /* U10 */
-    io_uring_queue_exit(&u->ring);
-    sp__uring_maps_unlock();
+    sp__uring_queue_exit(&u->ring);
     goto fail;
   }
   io_uring_register_ring_fd(&u->ring); /* optional: saves an fd lookup per enter */
@@ -233,9 +243,7 @@ void sp__io_worker_fini(sp__worker_t *w) {
   struct sp__uring *u = LOAD(&w->uring, ACQUIRE);
   if (!u) return;
   STORE(&w->uring, NULL, RELEASE);
-  sp__uring_maps_lock(); /* U10 */
-  io_uring_queue_exit(&u->ring);
-  sp__uring_maps_unlock();
+  sp__uring_queue_exit(&u->ring);
   close(u->efd);
   free(u->held);
   free(u);
