@@ -147,6 +147,11 @@ TEST_P(SchedTest, SpawnStormDoesNotStarveTheRing) {
 // of the spin: the last round must still come, or the fiber is never run.
 TEST_P(SchedTest, WokenFiberOfABusyWorkerIsStolenUnderCpuContention) {
   if (workers() < 2) GTEST_SKIP() << "needs two workers";
+  struct Arg {
+    sp_chan_t *ch = nullptr;
+    std::atomic<int> state{0};  // 1: about to receive; 2: woken and ran
+  } arg;
+  ASSERT_EQ(0, sp_chan_make(&arg.ch, sizeof(int), 0));  // before the hogs: no return past them
   std::atomic<bool> done{false};
   std::vector<std::thread> hogs;
   for (int i = 0; i < 2; i++)
@@ -154,11 +159,6 @@ TEST_P(SchedTest, WokenFiberOfABusyWorkerIsStolenUnderCpuContention) {
       while (!done.load(std::memory_order_relaxed)) {
       }
     });
-  struct Arg {
-    sp_chan_t *ch = nullptr;
-    std::atomic<int> state{0};  // 1: about to receive; 2: woken and ran
-  } arg;
-  ASSERT_EQ(0, sp_chan_make(&arg.ch, sizeof(int), 0));
   for (int round = 0; round < 20 && !HasFailure(); round++) {
     arg.state = 0;
     RunInFiber([&] {
