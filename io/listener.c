@@ -39,10 +39,15 @@
  *       socket does not end a multishot accept on it (checked: Linux
  *       6.18), and only the ring's own worker could cancel it, so Unix
  *       listeners accept one connection per operation.
- *   L6  An accepter with no ring (a foreign thread, the epoll backend)
- *       waits in the list while a multishot is armed; otherwise it makes a
- *       plain accept, in 10 ms slices once the listener has been armed, as
- *       a multishot armed meanwhile may queue the connection it waits for.
+ *   L6  An accepter that cannot arm (a foreign thread, the epoll backend,
+ *       a ring without multishot) waits in the list while a multishot is
+ *       armed; otherwise it makes a plain accept on the kernel's backlog,
+ *       counted in l->plain. No multishot is armed while l->plain > 0: it
+ *       would take the connections such an accepter sleeps in poll(2) for
+ *       (its wake finds the backlog empty). So l->armed and l->plain are
+ *       never both set. A fiber that could arm but finds l->plain > 0
+ *       makes a one-shot ring accept in 10 ms slices, and arms at the
+ *       first slice that finds l->plain == 0.
  * Capability: multishot accept came with Linux 5.19, SINGLE_ISSUER with
  * 6.0, so a ring set up with SINGLE_ISSUER (uring.c's probe) has it; other
  * rings accept one connection per operation.
@@ -70,9 +75,9 @@ struct sp_listener {
   sp__worker_t *armed; /* L1 */
   bool cancelling;     /* L3: the cancel of the multishot is on its way */
   bool closed;         /* L5 */
-  bool multishot;      /* L6: a multishot was armed at least once */
   bool tcp;            /* L5: an AF_INET or AF_INET6 socket */
   uint32_t users;      /* accepters inside sp_listener_accept */
+  uint32_t plain;      /* L6: of them, in a plain accept that cannot arm */
   sp__parker_t *closer;
   sp__waitq_t waiters;    /* parked accepters, FIFO (runtime/waitq.h) */
   int *q;                 /* queued connections: a ring of qcap */
@@ -119,7 +124,6 @@ static void arm(sp_listener_t *l, sp__worker_t *w) {
   io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
   sp__uring_own(w, sqe, &l->own);
   l->armed = w;
-  l->multishot = true;
   l->cancelling = false;
 }
 
@@ -225,21 +229,24 @@ int sp_listener_accept(sp_listener_t *l, int64_t deadline) {
       break;
     }
     sp__worker_t *w = sp__uring_self();
-    if (!l->armed && multishot_ok(l, w)) arm(l, w);
+    bool can_arm = multishot_ok(l, w);
+    if (!l->armed && can_arm && l->plain == 0) arm(l, w);
     if (l->armed) {
       res = deadline == 0 ? -EAGAIN : wait_listed(l, deadline); /* L2 */
       break;
     }
-    /* L6: no ring here and nothing armed: one plain accept, which parks
-     * without the lock; in slices once a multishot has run, since it may
-     * be armed again meanwhile and queue what this caller waits for */
+    /* L6: nothing armed: one plain accept, which parks without the lock.
+     * One that cannot arm keeps the multishot off while it waits; one
+     * that could (kept off by such) waits in slices, to arm after it */
     int64_t until = deadline;
-    if (l->multishot && deadline != 0 && (deadline == SP_FOREVER || deadline > sp_now() + SLICE_NS))
+    if (can_arm && deadline != 0 && (deadline == SP_FOREVER || deadline > sp_now() + SLICE_NS))
       until = sp_now() + SLICE_NS;
+    if (!can_arm) l->plain++;
     sp__unlock(&l->lk);
     res = sp_accept(l->fd, NULL, NULL, until);
     plain = true;
     sp__lock(&l->lk);
+    if (!can_arm) l->plain--;
     if (l->closed) {
       if (res >= 0) close(res);
       res = -EBADF;

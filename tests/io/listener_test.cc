@@ -8,6 +8,7 @@
 
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "sync/sp_ctx.h"
 #include "tests/io/io_support.h"
@@ -250,6 +251,33 @@ TEST_P(ListenerTest, ForeignThreadAccepts) {
   ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
   EXPECT_EQ(1, fiber_got.load());
   if (s >= 0) close(s);
+  close(c1), close(c2);
+  EXPECT_EQ(0, sp_listener_free(l));
+}
+
+// A foreign thread already inside a plain accept when a fiber's accept
+// could arm the multishot: the multishot must not take the connections the
+// thread waits for (its poll(2) wakes, finds the backlog empty, sleeps on).
+TEST_P(ListenerTest, ForeignAccepterInsideBeforeTheFiberComes) {
+  int port = 0;
+  sp_listener_t *l = OpenLoopback(&port);
+  ASSERT_NE(nullptr, l);
+  std::atomic<int> thread_got{1};
+  std::thread t([&] { thread_got = sp_listener_accept(l, sp_deadline_in(5 * kSec)); });
+  usleep(20 * 1000);  // the thread is in its plain accept
+  sp_fiber_t f;
+  std::atomic<int> fiber_got{1};
+  ASSERT_EQ(0, Spawn(rt_, &f, [&] { fiber_got = sp_listener_accept(l, sp_deadline_in(5 * kSec)); }));
+  usleep(20 * 1000);  // the fiber is in its accept too
+  int c1 = RawConnect(port), c2 = RawConnect(port);
+  ASSERT_GE(c1, 0);
+  ASSERT_GE(c2, 0);
+  t.join();
+  ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  EXPECT_GE(thread_got.load(), 0) << sp_strerror(thread_got.load());
+  EXPECT_GE(fiber_got.load(), 0) << sp_strerror(fiber_got.load());
+  if (thread_got >= 0) close(thread_got);
+  if (fiber_got >= 0) close(fiber_got);
   close(c1), close(c2);
   EXPECT_EQ(0, sp_listener_free(l));
 }
