@@ -32,6 +32,7 @@ TEST_P(ChanTest, UnbufferedRendezvous) {
       sp_chan_t *c;
       std::atomic<bool> *got;
     } a{ch.c, &received};
+    int64_t t0 = sp_now();  // before the receiver starts its sleep
     ASSERT_EQ(0, sp_spawn(nullptr, &r, [](void *p) -> void * {
                 auto *a = static_cast<A *>(p);
                 sp_sleep_for(20000000);  // the sender must wait for us
@@ -41,9 +42,8 @@ TEST_P(ChanTest, UnbufferedRendezvous) {
                 return (void *)(intptr_t)v;
               }, &a, nullptr));
     int v = 42;
-    int64_t t0 = sp_now();
     ASSERT_EQ(0, sp_chan_send(ch.c, &v, SP_FOREVER));
-    EXPECT_GE(sp_now() - t0, 15000000) << "send returned before a receiver took the value";
+    EXPECT_GE(sp_now() - t0, 20000000) << "send returned before a receiver took the value";
     void *res;
     ASSERT_EQ(0, sp_join(r, &res, SP_FOREVER));
     EXPECT_EQ(42, (intptr_t)res);
@@ -175,12 +175,20 @@ TEST_P(ChanTest, WaitersServedFifo) {
 TEST_P(ChanTest, FreeWithWaitersIsRefused) {
   sp_chan_t *c;
   ASSERT_EQ(0, sp_chan_make(&c, sizeof(int), 0));
+  sp_stats_t st;
+  ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
+  const uint64_t parks0 = st.parks;
   sp_fiber_t f;
   ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *c) -> void * {
               int v;
               return (void *)(intptr_t)sp_chan_recv(static_cast<sp_chan_t *>(c), &v, SP_FOREVER);
             }, c, nullptr));
-  usleep(20000);
+  // the receiver is queued once it has parked
+  for (int64_t give_up = sp_deadline_in(5000000000LL); st.parks < parks0 + 1 && sp_now() < give_up;) {
+    usleep(1000);
+    ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
+  }
+  ASSERT_LT(parks0, st.parks) << "the receiver never blocked";
   EXPECT_EQ(-EBUSY, sp_chan_free(c));
   ASSERT_EQ(0, sp_chan_close(c));
   void *r;
