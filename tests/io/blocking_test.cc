@@ -89,8 +89,16 @@ TEST(BlockingSingleWorkerTest, LongCallDoesNotStopTheWorker) {
   std::atomic<bool> done{false};
   std::atomic<int> ticks{0};
   int64_t elapsed = 0;
-  sp_fiber_t a, b;
+  sp_fiber_t a, b{};
   ASSERT_EQ(0, Spawn(rt, &a, [&] {
+    // b is spawned here, so it is on the one worker before the call starts
+    int rc = Spawn(nullptr, &b, [&] {
+      while (!done) {
+        sp_sleep_for(2 * kMs);
+        if (!done) ticks++;
+      }
+    });
+    EXPECT_EQ(0, rc);
     int64_t t0 = sp_now();
     EXPECT_EQ(0, sp_blocking([](void *) -> void * {
       usleep(200000);
@@ -98,12 +106,6 @@ TEST(BlockingSingleWorkerTest, LongCallDoesNotStopTheWorker) {
     }, nullptr, nullptr));
     elapsed = sp_now() - t0;
     done = true;
-  }));
-  ASSERT_EQ(0, Spawn(rt, &b, [&] {
-    while (!done) {
-      sp_sleep_for(2 * kMs);
-      if (!done) ticks++;
-    }
   }));
   ASSERT_EQ(0, sp_join(a, nullptr, SP_FOREVER));
   ASSERT_EQ(0, sp_join(b, nullptr, SP_FOREVER));

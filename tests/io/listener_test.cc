@@ -263,7 +263,7 @@ TEST_P(ListenerTest, ForeignAccepterInsideBeforeTheFiberComes) {
   sp_listener_t *l = OpenLoopback(&port);
   ASSERT_NE(nullptr, l);
   std::atomic<int> thread_got{1};
-  std::thread t([&] { thread_got = sp_listener_accept(l, sp_deadline_in(5 * kSec)); });
+  Joined t([&] { thread_got = sp_listener_accept(l, sp_deadline_in(5 * kSec)); });
   usleep(20 * 1000);  // the thread is in its plain accept
   sp_fiber_t f;
   std::atomic<int> fiber_got{1};

@@ -96,6 +96,8 @@ TEST_P(TcpErrorTest, AcceptDeadline) {
     EXPECT_EQ(-EAGAIN, sp_accept(l, nullptr, nullptr, 0));
     int c = RawConnect(sp_local_port(l));  // completes from the backlog
     ASSERT_GE(c, 0) << sp_strerror(c);
+    pollfd p = {l, POLLIN, 0};  // the server side may queue it just after
+    ASSERT_EQ(1, poll(&p, 1, 5000)) << "the connection never reached the backlog";
     int s = sp_accept(l, nullptr, nullptr, 0);
     EXPECT_GE(s, 0) << "a queued connection with deadline 0: " << sp_strerror(s);
     if (s >= 0) {

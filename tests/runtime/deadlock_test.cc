@@ -113,12 +113,16 @@ TEST(DeadlockTest, ReleaseOfTheLastHoldReports) {
 TEST(DeadlockTest, CycleBetweenFibers) {
   sp_runtime_t *rt = MakeRt(SP_DEADLOCK_RETURN);
   static sp_mutex_t a, b;
+  static sp_waitgroup_t both;
   a = sp_mutex_t{};
   b = sp_mutex_t{};
+  both = sp_waitgroup_t{};
+  ASSERT_EQ(2, sp_wg_add(&both, 2));
   auto lock_both = [](void *first) -> void * {
     sp_mutex_t *x = first ? &a : &b, *y = first ? &b : &a;
     sp_mutex_lock(x);
-    sp_sleep_for(10000000);  // both hold one, then want the other
+    sp_wg_done(&both);  // both hold one, then want the other
+    sp_wg_wait(&both, SP_FOREVER);
     sp_mutex_lock(y);
     return nullptr;
   };
