@@ -24,12 +24,21 @@
  *       after SP__IO_NOWAIT_BUDGET inline calls in a row the fiber yields
  *       once (the scheduler renews the budget whenever it switches to a
  *       fiber): one reading a cached file in a loop lets the others run.
+ *   O4  A blocking listener is accepted from without blocking by setting
+ *       O_NONBLOCK around one accept4. The flag belongs to the open file,
+ *       shared by every accepter, so the read-set-accept-restore, and
+ *       every read of the flag, run under one process-wide mutex (held for
+ *       no switch). Without it two accepters could leave the listener
+ *       non-blocking for good (a multishot accept on it then ends at once
+ *       with -EAGAIN), or one that read the flag mid-toggle take the
+ *       listener for non-blocking and block its thread in accept4.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -65,8 +74,14 @@ static void inline_turn(void) {
   w->io_nowait_budget--;
 }
 
+static pthread_mutex_t nonblock_lock = PTHREAD_MUTEX_INITIALIZER; /* O4 */
+
+/* Under the lock: another accepter's O4 toggle must not make a blocking
+ * listener look non-blocking (this one would then block in accept4). */
 static bool nonblocking(int fd) {
+  pthread_mutex_lock(&nonblock_lock);
   int fl = fcntl(fd, F_GETFL);
+  pthread_mutex_unlock(&nonblock_lock);
   return fl >= 0 && (fl & O_NONBLOCK);
 }
 
@@ -408,12 +423,14 @@ static int accept_any(int fd, struct sockaddr *addr, socklen_t *addrlen, int64_t
     if (r < 0) return r;
     if (r & POLLNVAL) return -EBADF;
     if (!nb) {
-      /* a blocking listener: accept only what is there now */
+      /* a blocking listener: accept only what is there now (O4) */
+      pthread_mutex_lock(&nonblock_lock);
       int fl = fcntl(fd, F_GETFL);
       fcntl(fd, F_SETFL, fl | O_NONBLOCK);
       int c = accept4(fd, addr, addrlen, SOCK_CLOEXEC);
       int e = errno;
       fcntl(fd, F_SETFL, fl);
+      pthread_mutex_unlock(&nonblock_lock);
       if (c >= 0) {
         fcntl(c, F_SETFL, fcntl(c, F_GETFL) & ~O_NONBLOCK);
         return c;

@@ -288,6 +288,41 @@ TEST_P(TcpTest, ManyConcurrentConnections) {
   EXPECT_EQ((uint64_t)conns * 4, srv.sum.n);
 }
 
+// Accepters without a ring (threads; fibers on the epoll backend) accept
+// from a blocking listener by setting O_NONBLOCK around each accept4
+// (io/ops.c O4). Many at once must leave it blocking, lose no connection
+// and never block a thread in accept4.
+TEST_P(TcpTest, ConcurrentAcceptersLeaveABlockingListenerBlocking) {
+  int l = sp_listen("127.0.0.1:0", 0, 0);
+  ASSERT_GE(l, 0) << sp_strerror(l);
+  int port = sp_local_port(l);
+  ASSERT_EQ(0, fcntl(l, F_SETFL, fcntl(l, F_GETFL) & ~O_NONBLOCK));
+  const int kTotal = 400;
+  std::atomic<int> accepted{0};
+  auto accept_loop = [&] {
+    while (accepted.load() < kTotal) {
+      int s = sp_accept(l, nullptr, nullptr, sp_deadline_in(50 * kMs));
+      if (s >= 0) accepted++, close(s);
+      else EXPECT_EQ(-ETIMEDOUT, s) << sp_strerror(s);
+    }
+  };
+  std::vector<sp_fiber_t> fs(3);
+  for (auto &f : fs) ASSERT_EQ(0, Spawn(rt_, &f, accept_loop));
+  {
+    std::vector<Joined> ts;
+    for (int i = 0; i < 3; i++) ts.emplace_back(accept_loop);
+    for (int i = 0; i < kTotal; i++) {
+      int c = RawConnect(port);
+      ASSERT_GE(c, 0);
+      close(c);
+    }
+  }
+  for (auto &f : fs) ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  EXPECT_EQ(kTotal, accepted.load());
+  EXPECT_FALSE(fcntl(l, F_GETFL) & O_NONBLOCK) << "the listener was left non-blocking";
+  EXPECT_EQ(0, sp_close(l));
+}
+
 SP_INSTANTIATE_WORKERS(TcpTest);
 
 }  // namespace
