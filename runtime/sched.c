@@ -37,7 +37,9 @@
  *   S7  Seeded mode (cfg.seed): a fiber queued by its own worker goes to a
  *       place (runnext, lifo, ring tail) drawn from the worker's generator,
  *       seeded from cfg.seed alone; steals and spin timing stay
- *       nondeterministic, so only one worker replays exactly.
+ *       nondeterministic, so only one worker replays exactly. w->tick
+ *       counts fibers taken, not looks for work (a worker that slept
+ *       before its first fiber took one look more).
  *   S8  A victim's runnext (and a lone spawn in its lifo) is stolen
  *       only in a spin's last round, so a fiber just woken keeps its warm
  *       worker if that worker gets to it soon; every spin ends with such
@@ -533,11 +535,11 @@ static struct sp_fiber *find_runnable(sp__worker_t *w) {
     if (sp__io_pending(w) && !sp__runq_empty(w)) sp__io_poll(w);
     struct sp_fiber *f = NULL;
     if (w->tick % SP__GLOBAL_EVERY == 0) f = sp__inject_pop(rt, w);
-    w->tick++;
     if (!f) f = sp__inbox_pop(w);
     if (!f) f = sp__runq_pop(w); /* ring before lifo here: nothing starves */
     if (!f) f = sp__lifo_pop(w);
     if (!f) f = sp__inject_pop(rt, w);
+    if (f) w->tick++; /* S7: not per look, or a sleep would shift the count */
     if (!f && rt->nworkers > 1) {
       int busy = rt->nworkers - LOAD(&rt->nidle, RELAXED);
       if (w->spinning || must_look || 2 * LOAD(&rt->nspinning, RELAXED) < busy) {

@@ -108,11 +108,13 @@ TEST(VirtualTime, OneWorkerRunsTheSameWayEveryTime) {
 
 // Seeded scheduling (sched.c S7): the seed picks the interleaving; the same
 // seed on one worker replays it exactly.
-std::string SeededTrace(uint64_t seed) {
+// late: the first fiber comes after the worker has gone idle once.
+std::string SeededTrace(uint64_t seed, bool late = false) {
   sp_runtime_t *rt = sptest::NewRuntime(1, [seed](sp_config_t &c) {
     c.virtual_time = 1;
     c.seed = seed;
   });
+  if (late) usleep(20 * 1000);
   static std::string trace;
   trace.clear();
   sp_fiber_t main;
@@ -147,8 +149,14 @@ std::string SeededTrace(uint64_t seed) {
 }
 
 TEST(SeededScheduling, SameSeedSameInterleavingOthersDiffer) {
+  // The spawn from this thread races the worker's start (it may come
+  // before or after the worker's first look for work): the interleaving
+  // must not depend on that, so a spawn made once the worker sleeps
+  // replays it too.
   std::string first = SeededTrace(42);
   EXPECT_EQ(first, SeededTrace(42)) << "seed 42 did not replay";
+  for (uint64_t seed = 1; seed <= 8; seed++)
+    EXPECT_EQ(SeededTrace(seed), SeededTrace(seed, true)) << "seed " << seed << " did not replay with a late first fiber";
   int differ = 0;
   for (uint64_t seed = 1; seed <= 8; seed++) differ += SeededTrace(seed) != first;
   EXPECT_GE(differ, 1) << "every seed ran the same interleaving";
