@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <functional>
@@ -43,6 +44,24 @@ class RtTest : public ::testing::TestWithParam<int> {
     sp_fiber_t f;
     ASSERT_EQ(0, sp_spawn(rt_, &f, &Trampoline, &fn, nullptr));
     ASSERT_EQ(0, sp_join(f, nullptr, SP_FOREVER));
+  }
+
+  // Parks of rt_'s fibers so far. A fiber that has parked is in its wait
+  // queue, so counting parks tells that waiters are queued, however slow
+  // the machine is.
+  uint64_t Parks() {
+    sp_stats_t st;
+    EXPECT_EQ(0, sp_runtime_stats(rt_, &st));
+    return st.parks;
+  }
+  // Waits (up to 5 s) until rt_ has counted `target` parks, or until
+  // `stop` (checked every ms) says to give up; returns the last count.
+  uint64_t AwaitParks(uint64_t target, std::function<bool()> stop = nullptr) {
+    uint64_t n = Parks();
+    for (int64_t give_up = sp_deadline_in(5000000000LL);
+         n < target && !(stop && stop()) && sp_now() < give_up; n = Parks())
+      usleep(1000);
+    return n;
   }
 
   sp_runtime_t *rt_ = nullptr;

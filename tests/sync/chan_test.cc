@@ -145,24 +145,14 @@ TEST_P(ChanTest, WaitersServedFifo) {
     int id;
   };
   std::vector<A> as(n);
-  sp_stats_t st0;
-  ASSERT_EQ(0, sp_runtime_stats(rt_, &st0));
-  const uint64_t parks0 = st0.parks;
+  const uint64_t parks0 = Parks();
   for (int i = 0; i < n; i++) {
     as[i] = {ch.c, i};
     ASSERT_EQ(0, sp_spawn(rt_, &fs[i], [](void *p) -> void * {
                 auto *a = static_cast<A *>(p);
                 return (void *)(intptr_t)sp_chan_send(a->c, &a->id, SP_FOREVER);
               }, &as[i], nullptr));
-    // each sender has parked (so it is queued) before the next is spawned;
-    // the park counter tells, however slow the machine is
-    sp_stats_t st;
-    ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
-    for (int64_t give_up = sp_deadline_in(5000000000LL);
-         st.parks < (uint64_t)(i + 1) + parks0 && sp_now() < give_up;) {
-      usleep(1000);
-      ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
-    }
+    AwaitParks(parks0 + i + 1);  // each sender is queued before the next is spawned
   }
   for (int i = 0; i < n; i++) {
     int v = -1;
@@ -175,20 +165,13 @@ TEST_P(ChanTest, WaitersServedFifo) {
 TEST_P(ChanTest, FreeWithWaitersIsRefused) {
   sp_chan_t *c;
   ASSERT_EQ(0, sp_chan_make(&c, sizeof(int), 0));
-  sp_stats_t st;
-  ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
-  const uint64_t parks0 = st.parks;
+  const uint64_t parks0 = Parks();
   sp_fiber_t f;
   ASSERT_EQ(0, sp_spawn(rt_, &f, [](void *c) -> void * {
               int v;
               return (void *)(intptr_t)sp_chan_recv(static_cast<sp_chan_t *>(c), &v, SP_FOREVER);
             }, c, nullptr));
-  // the receiver is queued once it has parked
-  for (int64_t give_up = sp_deadline_in(5000000000LL); st.parks < parks0 + 1 && sp_now() < give_up;) {
-    usleep(1000);
-    ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
-  }
-  ASSERT_LT(parks0, st.parks) << "the receiver never blocked";
+  ASSERT_LT(parks0, AwaitParks(parks0 + 1)) << "the receiver never blocked";
   EXPECT_EQ(-EBUSY, sp_chan_free(c));
   ASSERT_EQ(0, sp_chan_close(c));
   void *r;

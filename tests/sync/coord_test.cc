@@ -164,24 +164,16 @@ TEST_P(CoordTest, SemaphoreWeightsAndFifo) {
     sp_sema_release(a->s, a->n);
     return nullptr;
   };
-  // each waiter is queued once it has parked; the park counter tells
-  sp_stats_t st;
-  ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
-  const uint64_t parks0 = st.parks;
-  auto await_parks = [&](uint64_t n) {
-    for (int64_t give_up = sp_deadline_in(5000000000LL);
-         st.parks < parks0 + n && order.load() == 0 && sp_now() < give_up;) {
-      usleep(1000);
-      ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
-    }
-  };
+  // each waiter is queued once it has parked; stop early if one got in
+  const uint64_t parks0 = Parks();
+  auto got_in = [&] { return order.load() != 0; };
   sp_fiber_t fb, fsm;
   ASSERT_EQ(0, sp_spawn(rt_, &fb, body, &big, nullptr));
-  await_parks(1);
+  AwaitParks(parks0 + 1, got_in);
   ASSERT_EQ(0, sp_spawn(rt_, &fsm, body, &small, nullptr));
-  await_parks(2);  // or it got in (then order is 1)
+  uint64_t parks = AwaitParks(parks0 + 2, got_in);  // or it got in (then order is 1)
   EXPECT_EQ(0, order.load()) << "the small request overtook the big one";
-  EXPECT_LE(parks0 + 2, st.parks) << "not both in line";
+  EXPECT_LE(parks0 + 2, parks) << "not both in line";
   ASSERT_EQ(0, sp_sema_release(&s, 7));
   ASSERT_EQ(0, sp_join(fb, nullptr, SP_FOREVER));
   ASSERT_EQ(0, sp_join(fsm, nullptr, SP_FOREVER));

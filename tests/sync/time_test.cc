@@ -142,20 +142,13 @@ TEST_P(TimeTest, MisuseIsAnError) {
 TEST_P(TimeTest, FreeWithAWaiterIsRefused) {
   sp_timer_t *t = nullptr;
   RunInFiber([&] { ASSERT_EQ(0, sp_timer_start(&t, SP_FOREVER)); });  // not armed
-  sp_stats_t st;
-  ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
-  const uint64_t parks0 = st.parks;
+  const uint64_t parks0 = Parks();
   sp_fiber_t waiter;
   ASSERT_EQ(0, sp_spawn(rt_, &waiter, [](void *t) -> void * {
               sp_chan_t *c = sp_timer_chan(static_cast<sp_timer_t *>(t));
               return (void *)(intptr_t)sp_chan_recv(c, nullptr, SP_FOREVER);
             }, t, nullptr));
-  // the waiter is in the channel's queue once it has parked
-  for (int64_t give_up = sp_deadline_in(5000 * kMs); st.parks < parks0 + 1 && sp_now() < give_up;) {
-    usleep(1000);
-    ASSERT_EQ(0, sp_runtime_stats(rt_, &st));
-  }
-  ASSERT_LT(parks0, st.parks) << "the waiter never blocked";
+  ASSERT_LT(parks0, AwaitParks(parks0 + 1)) << "the waiter never blocked";
   EXPECT_EQ(-EBUSY, sp_timer_free(t));
   // refused: t is stopped but usable; arming it for now releases the waiter
   RunInFiber([&] { EXPECT_EQ(0, sp_timer_reset(t, sp_now())); });
