@@ -64,10 +64,9 @@
  *       and calls a new ring's thread writing there a race. Under TSan
  *       every io_uring_queue_init and io_uring_queue_exit (the probe's
  *       ring too) runs under one mutex (sp__uring_queue_init and
- *       sp__uring_queue_exit): a ring that
- *       got an address back was mapped after that address was unmapped,
- *       so in a later critical section, which TSan orders after the
- *       unmapper's and so after the old ring's last use. (An acquire
+ *       sp__uring_queue_exit). A map that returns an address happened
+ *       after the unmap that freed it, so in a later critical section,
+ *       which TSan orders after the old ring's last use. (An acquire
  *       before the map and a release after the unmap did not: a mapper
  *       could acquire, another thread unmap and release, and the map then
  *       return the freed address, with nothing ordering the two.)
