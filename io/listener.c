@@ -42,12 +42,12 @@
  *   L6  An accepter that cannot arm (a foreign thread, the epoll backend,
  *       a ring without multishot) waits in the list while a multishot is
  *       armed; otherwise it makes a plain accept on the kernel's backlog,
- *       counted in l->plain. No multishot is armed while l->plain > 0: it
- *       would take the connections such an accepter sleeps in poll(2) for
- *       (its wake finds the backlog empty). So l->armed and l->plain are
- *       never both set. A fiber that could arm but finds l->plain > 0
- *       makes a one-shot ring accept in 10 ms slices, and arms at the
- *       first slice that finds l->plain == 0.
+ *       counted in l->hold_off. No multishot is armed while l->hold_off
+ *       > 0: it would take the connections such an accepter sleeps in
+ *       poll(2) for (its wake finds the backlog empty). So l->armed and
+ *       l->hold_off are never both set. A fiber that could arm but finds
+ *       l->hold_off > 0 makes a one-shot ring accept in 10 ms slices, and
+ *       arms at the first slice that finds l->hold_off == 0.
  * Capability: multishot accept came with Linux 5.19, SINGLE_ISSUER with
  * 6.0, so a ring set up with SINGLE_ISSUER (uring.c's probe) has it; other
  * rings accept one connection per operation.
@@ -77,7 +77,7 @@ struct sp_listener {
   bool closed;         /* L5 */
   bool tcp;            /* L5: an AF_INET or AF_INET6 socket */
   uint32_t users;      /* accepters inside sp_listener_accept */
-  uint32_t plain;      /* L6: of them, in a plain accept that cannot arm */
+  uint32_t hold_off;   /* L6: of them, in a plain accept that cannot arm */
   sp__parker_t *closer;
   sp__waitq_t waiters;    /* parked accepters, FIFO (runtime/waitq.h) */
   int *q;                 /* queued connections: a ring of qcap */
@@ -230,7 +230,7 @@ int sp_listener_accept(sp_listener_t *l, int64_t deadline) {
     }
     sp__worker_t *w = sp__uring_self();
     bool can_arm = multishot_ok(l, w);
-    if (!l->armed && can_arm && l->plain == 0) arm(l, w);
+    if (!l->armed && can_arm && l->hold_off == 0) arm(l, w);
     if (l->armed) {
       res = deadline == 0 ? -EAGAIN : wait_listed(l, deadline); /* L2 */
       break;
@@ -241,12 +241,12 @@ int sp_listener_accept(sp_listener_t *l, int64_t deadline) {
     int64_t until = deadline;
     if (can_arm && deadline != 0 && (deadline == SP_FOREVER || deadline > sp_now() + SLICE_NS))
       until = sp_now() + SLICE_NS;
-    if (!can_arm) l->plain++;
+    if (!can_arm) l->hold_off++;
     sp__unlock(&l->lk);
     res = sp_accept(l->fd, NULL, NULL, until);
     plain = true;
     sp__lock(&l->lk);
-    if (!can_arm) l->plain--;
+    if (!can_arm) l->hold_off--;
     if (l->closed) {
       if (res >= 0) close(res);
       res = -EBADF;
