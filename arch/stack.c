@@ -14,7 +14,12 @@
  * Freed stacks go to the freeing worker's cache (SP__STACK_CACHE per class,
  * no lock), overflowing half of it to the pool's free array (pool lock).
  * Pages a fiber touched stay resident while pooled: reuse is then free of
- * page faults, which is what spawn-heavy programs want.
+ * page faults, which is what spawn-heavy programs want. A fiber gets its
+ * stack when spawned (so spawning is where -ENOMEM is reported) but trades
+ * it for the top of its worker's cache when it first runs
+ * (sp__stack_swap_cached): the cache is LIFO, so fibers queued long before
+ * they run reuse the few stacks that are warm instead of touching their
+ * own.
  *
  * Invariants:
  *   K1  A slot is either carved-and-in-use, in exactly one cache or free
@@ -258,9 +263,26 @@ void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s
     return;
   }
   pthread_mutex_lock(&p->lock);
-  push_free(p, k, s.lo);
-  while (cache && cache->n[k] > SP__STACK_CACHE / 2) push_free(p, k, cache->slot[k][--cache->n[k]]);
+  if (!cache) {
+    push_free(p, k, s.lo);
+  } else { /* full: the older (colder) half goes to the pool, s.lo stays on top */
+    void **c = cache->slot[k];
+    int half = SP__STACK_CACHE / 2;
+    for (int i = 0; i < half; i++) push_free(p, k, c[i]);
+    memmove(c, c + half, (size_t)(SP__STACK_CACHE - half) * sizeof *c);
+    cache->n[k] = SP__STACK_CACHE - half;
+    c[cache->n[k]++] = s.lo;
+  }
   pthread_mutex_unlock(&p->lock);
+}
+
+void sp__stack_swap_cached(sp__stack_cache_t *cache, sp__stack_t *s) {
+  int k = class_of(s->size);
+  if (k < 0 || class_size(k) != s->size || cache->n[k] == 0) return;
+  void **top = &cache->slot[k][cache->n[k] - 1];
+  void *warm = *top;
+  *top = s->lo; /* K1: the slot moves from the caller to the cache, K3: never run on */
+  s->lo = warm;
 }
 
 void sp__stack_cache_drain(sp__stack_pool_t *p, sp__stack_cache_t *cache) {

@@ -70,6 +70,16 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
  * Runs on: any thread. Locks: pool lock when the cache is full. Switches: no. */
 void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s);
 
+/* Trades *s, a stack of the caller's that no context has run on yet, for
+ * the stack on top of the cache's stack of the same class (the one freed
+ * last, so the one most likely resident and in the CPU's caches), and puts
+ * *s there in its place. No-op when that class's cache is empty or *s has
+ * no class. Lets a fiber that was spawned long before it first runs use a
+ * warm stack: a spawner that queues 100k fibers on one worker before any
+ * runs then touches one stack's pages, not 100k.
+ * Runs on: the cache's owner. Locks: none. Switches: no. */
+void sp__stack_swap_cached(sp__stack_cache_t *cache, sp__stack_t *s);
+
 /* Moves every cached stack back to the pool (worker exit). */
 void sp__stack_cache_drain(sp__stack_pool_t *p, sp__stack_cache_t *cache);
 

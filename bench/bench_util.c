@@ -111,10 +111,10 @@ void bu_stats_end(struct sp_runtime *rt, const sp_stats_t *s0) {
   if (!stats_wanted() || sp_runtime_stats(rt, &s1) < 0) return;
   fprintf(stderr,
           "bench: run: switches %llu, parks %llu, steals %llu, worker wake-ups %llu, "
-          "spawned %llu\n",
+          "spawned %llu, stacks mapped %llu\n",
           (unsigned long long)(s1.switches - s0->switches), (unsigned long long)(s1.parks - s0->parks),
           (unsigned long long)(s1.steals - s0->steals), (unsigned long long)(s1.wakeups - s0->wakeups),
-          (unsigned long long)(s1.spawned - s0->spawned));
+          (unsigned long long)(s1.spawned - s0->spawned), (unsigned long long)s1.stacks);
 }
 
 void bu_run_fiber(struct sp_runtime *rt, void *(*fn)(void *), void *arg) {

@@ -180,8 +180,8 @@ int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   const char *name = opts && opts->name ? opts->name : "fiber";
   strncpy(f->name, name, SP_NAME_MAX);
   f->name[SP_NAME_MAX] = '\0';
-  sp__census_paint(f); /* debug mode only */
-  sp__fiber_prepare(f);
+  f->ctx.fctx = NULL; /* sched.c S9: not started; its context is made when it first runs */
+  f->ctx.tsan = NULL;
   uint64_t id = new_id(rt, w);
   STORE(&f->id, id, RELEASE);
   sp__fset(f, F_RUNNABLE);

@@ -45,6 +45,12 @@
  *       worker if that worker gets to it soon; every spin ends with such
  *       a round, however long its yields took, so a fiber woken by one
  *       that then computes without yielding still gets run elsewhere.
+ *   S9  A queued fiber's ctx.fctx is NULL exactly when it has never run:
+ *       after_switch stores it before a switched-out fiber can be queued.
+ *       take() makes such a fiber's context then, on the stack it got at
+ *       spawn or, traded for it, the warm one on top of w's stack cache
+ *       (arch/stack.c): fibers queued long before they run touch few
+ *       stacks.
  * Locks: idle_lock (rank IDLE) may be taken under a timer heap lock (wake
  *   from a timer callback); nothing is taken under idle_lock.
  * Rejected: always switching through the sched context (two jumps per
@@ -322,8 +328,18 @@ static void after_switch(transfer_t t) {
   }
 }
 
+static void fiber_entry(transfer_t t);
+
+/* Makes the context of a fiber that has never run (S9). Runs on: w. */
+static void first_run(sp__worker_t *w, struct sp_fiber *f) {
+  sp__stack_swap_cached(&w->stacks, &f->stack);
+  sp__census_paint(f); /* debug mode only; before the context (census.c N1) */
+  sp__ctx_make(&f->ctx, f->stack.lo, f->stack.size, fiber_entry);
+}
+
 /* Marks f as running on w. */
 static void take(sp__worker_t *w, struct sp_fiber *f) {
+  if (!f->ctx.fctx) first_run(w, f);
   STORE(&w->cur, f, RELEASE); /* thieves, dump and watchdog read it (acquire) */
   w->io_nowait_budget = SP__IO_NOWAIT_BUDGET; /* io/ops.c O3: a fresh turn */
   sp__fset(f, F_RUNNING);
@@ -342,8 +358,6 @@ static struct sp_fiber *next_local(sp__worker_t *w) {
   if (!f) f = sp__runq_pop(w);
   return f;
 }
-
-static void fiber_entry(transfer_t t);
 
 void sp__switch_out(enum sp__action action) { sp__switch_from(sp__self(), action); }
 
@@ -382,10 +396,6 @@ void sp__switch_from(sp__worker_t *w, enum sp__action action) {
   if (action == ACT_EXIT) sp__ctx_jump_final(to, NULL);
   transfer_t t = sp__ctx_jump(to, NULL);
   after_switch(t);
-}
-
-void sp__fiber_prepare(struct sp_fiber *f) {
-  sp__ctx_make(&f->ctx, f->stack.lo, f->stack.size, fiber_entry);
 }
 
 

@@ -66,6 +66,68 @@ TEST(StackPool, ReusesFreedStacks) {
   sp__stack_pool_destroy(&pool);
 }
 
+// A fiber's first run trades its stack for the one freed last in its
+// worker's cache of the same class (sched.c S9), and leaves its own there.
+TEST(StackPool, SwapTradesForTheStackFreedLast) {
+  sp__stack_pool_t pool;
+  sp__stack_pool_init(&pool);
+  sp__stack_cache_t cache{};
+  const char *why = nullptr;
+  sp__stack_t a, b, fresh, other, big;
+  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &a, &why));
+  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &b, &why));
+  ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &fresh, &why));
+  ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 64 * 1024, &other, &why));
+  ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 5 << 20, &big, &why));
+  sp__stack_free(&pool, &cache, a);
+  sp__stack_free(&pool, &cache, b);  // the cache of class 0: a, b (top)
+  void *fresh_lo = fresh.lo;
+  sp__stack_swap_cached(&cache, &fresh);
+  EXPECT_EQ(b.lo, fresh.lo) << "the top of the cache: the stack freed last";
+  EXPECT_EQ((size_t)SP_STACK_MIN, fresh.size);
+  ASSERT_EQ(2, cache.n[0]) << "a swap neither adds nor takes a stack";
+  EXPECT_EQ(fresh_lo, cache.slot[0][1]) << "the caller's stack takes the top's place";
+  EXPECT_EQ(a.lo, cache.slot[0][0]);
+  void *other_lo = other.lo, *big_lo = big.lo;
+  sp__stack_swap_cached(&cache, &other);  // class 2's cache is empty
+  EXPECT_EQ(other_lo, other.lo);
+  sp__stack_swap_cached(&cache, &big);  // no class: a mapping of its own
+  EXPECT_EQ(big_lo, big.lo);
+  memset(fresh.lo, 0x5a, fresh.size);  // whole and writable
+  sp__stack_free(&pool, &cache, fresh);
+  sp__stack_free(&pool, &cache, other);
+  sp__stack_free(&pool, &cache, big);
+  sp__stack_cache_drain(&pool, &cache);
+  EXPECT_EQ(0, pool.in_use) << "every stack handed out came back once";
+  EXPECT_EQ(4u, pool.nfree[0] + pool.nfree[2]);
+  sp__stack_pool_destroy(&pool);
+}
+
+// A full cache sends its older half to the pool and keeps the stacks freed
+// last, the one just freed on top: the ones a fiber's first run will reuse.
+TEST(StackPool, FullCacheSpillsItsOlderHalf) {
+  sp__stack_pool_t pool;
+  sp__stack_pool_init(&pool);
+  sp__stack_cache_t cache{};
+  const char *why = nullptr;
+  std::vector<sp__stack_t> s(SP__STACK_CACHE + 1);
+  for (auto &x : s) ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &x, &why));
+  for (int i = 0; i < SP__STACK_CACHE; i++) sp__stack_free(&pool, &cache, s[i]);
+  ASSERT_EQ(SP__STACK_CACHE, cache.n[0]);
+  EXPECT_EQ(0u, pool.nfree[0]);
+  sp__stack_free(&pool, &cache, s[SP__STACK_CACHE]);
+  const int half = SP__STACK_CACHE / 2;
+  ASSERT_EQ(SP__STACK_CACHE - half + 1, cache.n[0]);
+  EXPECT_EQ((size_t)half, pool.nfree[0]);
+  for (int i = 0; i < half; i++) EXPECT_EQ(s[i].lo, pool.free[0][i]) << "the oldest went";
+  for (int i = 0; i < SP__STACK_CACHE - half; i++)
+    EXPECT_EQ(s[half + i].lo, cache.slot[0][i]) << "the newest stayed, in order";
+  EXPECT_EQ(s[SP__STACK_CACHE].lo, cache.slot[0][cache.n[0] - 1]) << "the one just freed is on top";
+  sp__stack_cache_drain(&pool, &cache);
+  EXPECT_EQ((size_t)SP__STACK_CACHE + 1, pool.nfree[0]);
+  sp__stack_pool_destroy(&pool);
+}
+
 TEST(StackPool, ManyStacksFewMapEntries) {
   if (!KernelHasGuardInstall()) GTEST_SKIP() << "kernel lacks MADV_GUARD_INSTALL (< 6.13)";
   sp__stack_pool_t pool;
