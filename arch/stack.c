@@ -23,11 +23,14 @@
  *
  * Invariants:
  *   K1  A slot is either carved-and-in-use, in exactly one cache or free
- *       array, or not yet carved.
+ *       array, or not yet carved. A slot reserved for carving whose guard
+ *       then fails is never handed out (its pages stay untouched).
  *   K2  Every carved slot has its guard page installed before first use.
  *   K3  A stack entering a cache or free array has no ASan poison left
  *       (stale redzones would give false reports on reuse; BUILD-NOTES P14).
- * Locks: pool.lock (leaf; no other lock is taken under it).
+ * Locks: pool.lock (leaf; no other lock is taken under it, and no guard
+ * is installed under it: a worker that frees stacks would wait on the
+ * madvise of one that carves).
  * Rejected: one mmap per stack (one map entry per stack plus a syscall per
  * spawn); returning pooled pages with MADV_DONTNEED on every free (a
  * syscall per fiber exit; the pool is freed at runtime destroy instead).
@@ -103,19 +106,24 @@ void sp__stack_pool_destroy(sp__stack_pool_t *p) {
   memset(p, 0, sizeof *p);
 }
 
-/* Installs the guard page at g (K2); probes the mechanism once.
- * Runs on: any thread. Locks: caller holds pool.lock. Switches: no. */
+/* Installs the guard page at g (K2); the first call probes the mechanism
+ * (threads probing at once agree: the kernel answers them alike).
+ * Runs on: any thread. Locks: none (a syscall; kept out of pool.lock, which
+ * a worker freeing stacks would otherwise wait on). Switches: no. */
 static int install_guard(sp__stack_pool_t *p, char *g, const char **why) {
-  if (p->guard_mode != SP__GUARD_MPROTECT) {
+  int mode = __atomic_load_n(&p->guard_mode, __ATOMIC_RELAXED);
+  if (mode != SP__GUARD_MPROTECT) {
     if (madvise(g, PAGE, MADV_GUARD_INSTALL) == 0) {
-      p->guard_mode = SP__GUARD_MADVISE;
+      if (mode != SP__GUARD_MADVISE)
+        __atomic_store_n(&p->guard_mode, SP__GUARD_MADVISE, __ATOMIC_RELAXED);
       return 0;
     }
-    if (p->guard_mode == SP__GUARD_MADVISE) {
+    if (mode == SP__GUARD_MADVISE) {
       *why = "madvise(MADV_GUARD_INSTALL) failed";
       return -ENOMEM;
     }
-    p->guard_mode = SP__GUARD_MPROTECT; /* kernel before 6.13: EINVAL */
+    /* kernel before 6.13: EINVAL */
+    __atomic_store_n(&p->guard_mode, SP__GUARD_MPROTECT, __ATOMIC_RELAXED);
   }
   if (mprotect(g, PAGE, PROT_NONE) == 0) return 0;
   *why = "mprotect of a guard page failed: memory map entries exhausted "
@@ -157,21 +165,30 @@ static struct sp__stack_chunk *new_chunk(sp__stack_pool_t *p, int k, const char 
   return c;
 }
 
-/* Carves a fresh slot of class k. Locks: caller holds pool.lock. */
-static int carve(sp__stack_pool_t *p, int k, void **lo, const char **why) {
+/* Reserves a fresh slot of class k; its guard is not installed yet.
+ * Locks: caller holds pool.lock. */
+static int reserve(sp__stack_pool_t *p, int k, char **slot, const char **why) {
   struct sp__stack_chunk *c = p->carve[k];
   if (!c || c->carved == c->nslots) {
     c = new_chunk(p, k, why);
     if (!c) return -ENOMEM;
     p->carve[k] = c;
   }
-  char *slot = c->base + c->carved * c->stride;
+  *slot = c->base + c->carved++ * c->stride;
+  return 0;
+}
+
+/* Makes a reserved slot usable: its guard page (K2, outside pool.lock). A
+ * slot whose guard fails stays reserved and is never handed out (K1).
+ * Locks: none. */
+static int carve(sp__stack_pool_t *p, int k, char *slot, void **lo, const char **why) {
   int rc = install_guard(p, slot, why);
   if (rc < 0) return rc;
-  c->carved++;
   *lo = slot + PAGE;
 #ifdef USE_VALGRIND
   VALGRIND_STACK_REGISTER(*lo, (char *)*lo + class_size(k));
+#else
+  (void)k;
 #endif
   __atomic_fetch_add(&p->mapped, 1, __ATOMIC_RELAXED);
   return 0;
@@ -185,9 +202,7 @@ static int alloc_large(sp__stack_pool_t *p, size_t size, sp__stack_t *out, const
     *why = "mmap of a large fiber stack failed";
     return -ENOMEM;
   }
-  pthread_mutex_lock(&p->lock);
   int rc = install_guard(p, base, why);
-  pthread_mutex_unlock(&p->lock);
   if (rc < 0) {
     munmap(base, size + PAGE);
     return rc;
@@ -218,6 +233,7 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
     out->lo = cache->slot[k][--cache->n[k]];
     out->size = class_size(k);
   } else {
+    char *slot = NULL;
     pthread_mutex_lock(&p->lock);
     if (p->nfree[k] > 0) {
       out->lo = p->free[k][--p->nfree[k]];
@@ -225,9 +241,10 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
       while (cache && p->nfree[k] > 0 && cache->n[k] < SP__STACK_CACHE / 2)
         cache->slot[k][cache->n[k]++] = p->free[k][--p->nfree[k]];
     } else {
-      rc = carve(p, k, &out->lo, why);
+      rc = reserve(p, k, &slot, why);
     }
     pthread_mutex_unlock(&p->lock);
+    if (slot) rc = carve(p, k, slot, &out->lo, why);
     out->size = class_size(k);
   }
   if (rc == 0) count(p, cache, 1);

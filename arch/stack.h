@@ -39,7 +39,7 @@ typedef struct sp__stack_pool {
   size_t nfree[SP__STACK_CLASSES], capfree[SP__STACK_CLASSES];
   struct sp__stack_chunk *carve[SP__STACK_CLASSES]; /* chunk being carved */
   size_t next_chunk_slots[SP__STACK_CLASSES];
-  int guard_mode;          /* enum sp__guard_mode; tests may preset MPROTECT */
+  int guard_mode;          /* atomic: enum sp__guard_mode; tests may preset MPROTECT */
   uint64_t mapped;    /* stacks carved or mapped, in use or free */
   int64_t in_use;     /* atomic: stacks handed out and not yet freed, less
                          what the caches count (a cache's `used`) */
