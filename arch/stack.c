@@ -15,11 +15,12 @@
  * no lock), overflowing half of it to the pool's free array (pool lock).
  * Pages a fiber touched stay resident while pooled: reuse is then free of
  * page faults, which is what spawn-heavy programs want. A fiber gets its
- * stack when spawned (so spawning is where -ENOMEM is reported) but trades
- * it for the top of its worker's cache when it first runs
- * (sp__stack_swap_cached): the cache is LIFO, so fibers queued long before
- * they run reuse the few stacks that are warm instead of touching their
- * own.
+ * stack when spawned (so spawning is where -ENOMEM is reported). If that
+ * stack was not one freed through the spawning worker's cache, the fiber
+ * trades it, when it first runs, for the top of the running worker's cache
+ * if that one was (sp__stack_swap_cached): the cache is LIFO, so fibers
+ * queued long before they run reuse the few warm stacks instead of
+ * touching their own. Cache entries carry that "freed here" mark in bit 0.
  *
  * Invariants:
  *   K1  A slot is either carved-and-in-use, in exactly one cache or free
@@ -81,6 +82,13 @@ static int class_of(size_t size) {
 }
 
 static size_t class_size(int k) { return CLASS_MIN << k; }
+
+/* A cache entry is a stack's lo, with bit 0 set when the stack was not
+ * freed through this cache (a refill from the pool, or a trade): its pages
+ * may never have been touched, or were touched on another core. */
+static void *tag_cold(void *lo) { return (void *)((uintptr_t)lo | 1); }
+static bool cold(void *e) { return ((uintptr_t)e & 1) != 0; }
+static void *untag(void *e) { return (void *)((uintptr_t)e & ~(uintptr_t)1); }
 
 void sp__stack_pool_init(sp__stack_pool_t *p) {
   memset(p, 0, sizeof *p);
@@ -227,11 +235,14 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
                     sp__stack_t *out, const char **why) {
   int k = class_of(size);
   int rc = 0;
+  out->warm = false;
   if (k < 0) {
     rc = alloc_large(p, size, out, why);
   } else if (cache && cache->n[k] > 0) {
-    out->lo = cache->slot[k][--cache->n[k]];
+    void *e = cache->slot[k][--cache->n[k]];
+    out->lo = untag(e);
     out->size = class_size(k);
+    out->warm = !cold(e);
   } else {
     char *slot = NULL;
     pthread_mutex_lock(&p->lock);
@@ -239,7 +250,7 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
       out->lo = p->free[k][--p->nfree[k]];
       /* refill the cache by half while we hold the lock */
       while (cache && p->nfree[k] > 0 && cache->n[k] < SP__STACK_CACHE / 2)
-        cache->slot[k][cache->n[k]++] = p->free[k][--p->nfree[k]];
+        cache->slot[k][cache->n[k]++] = tag_cold(p->free[k][--p->nfree[k]]);
     } else {
       rc = reserve(p, k, &slot, why);
     }
@@ -285,7 +296,7 @@ void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s
   } else { /* full: the older (colder) half goes to the pool, s.lo stays on top */
     void **c = cache->slot[k];
     int half = SP__STACK_CACHE / 2;
-    for (int i = 0; i < half; i++) push_free(p, k, c[i]);
+    for (int i = 0; i < half; i++) push_free(p, k, untag(c[i]));
     memmove(c, c + half, (size_t)(SP__STACK_CACHE - half) * sizeof *c);
     cache->n[k] = SP__STACK_CACHE - half;
     c[cache->n[k]++] = s.lo;
@@ -294,12 +305,18 @@ void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s
 }
 
 void sp__stack_swap_cached(sp__stack_cache_t *cache, sp__stack_t *s) {
-  int k = class_of(s->size);
-  if (k < 0 || class_size(k) != s->size || cache->n[k] == 0) return;
+  size_t size = s->size; /* a class's size is a power of two: its class is a shift */
+  if (s->warm || (size & (size - 1)) != 0 || size < CLASS_MIN ||
+      size > class_size(SP__STACK_CLASSES - 1))
+    return;
+  int k = __builtin_ctzl(size) - __builtin_ctzl(CLASS_MIN);
+  if (cache->n[k] == 0) return;
   void **top = &cache->slot[k][cache->n[k] - 1];
+  if (cold(*top)) return; /* no better than s */
   void *warm = *top;
-  *top = s->lo; /* K1: the slot moves from the caller to the cache, K3: never run on */
+  *top = tag_cold(s->lo); /* K1: the slot moves from the caller to the cache, K3: never run on */
   s->lo = warm;
+  s->warm = true;
 }
 
 void sp__stack_cache_drain(sp__stack_pool_t *p, sp__stack_cache_t *cache) {
@@ -307,6 +324,6 @@ void sp__stack_cache_drain(sp__stack_pool_t *p, sp__stack_cache_t *cache) {
   __atomic_store_n(&cache->used, 0, __ATOMIC_RELAXED);
   pthread_mutex_lock(&p->lock);
   for (int k = 0; k < SP__STACK_CLASSES; k++)
-    while (cache->n[k] > 0) push_free(p, k, cache->slot[k][--cache->n[k]]);
+    while (cache->n[k] > 0) push_free(p, k, untag(cache->slot[k][--cache->n[k]]));
   pthread_mutex_unlock(&p->lock);
 }

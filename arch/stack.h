@@ -6,6 +6,7 @@
 #define SP_ARCH_STACK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,8 @@ extern "C" {
 typedef struct sp__stack {
   void *lo;    /* lowest usable address; the guard page is just below */
   size_t size; /* usable bytes */
+  bool warm;   /* freed through the cache it was then taken from: recently
+                  used on this core, so sp__stack_swap_cached keeps it */
 } sp__stack_t;
 
 struct sp__stack_chunk;
@@ -47,7 +50,7 @@ typedef struct sp__stack_pool {
 
 /* A worker's private cache in front of the pool (owner thread only). */
 typedef struct sp__stack_cache {
-  void *slot[SP__STACK_CLASSES][SP__STACK_CACHE];
+  void *slot[SP__STACK_CLASSES][SP__STACK_CACHE]; /* lo | 1 if not freed here (stack.c) */
   int n[SP__STACK_CLASSES];
   /* atomic, written by the owner only: stacks allocated minus stacks freed
    * through this cache (negative when others allocated what it freed);
@@ -70,11 +73,12 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
  * Runs on: any thread. Locks: pool lock when the cache is full. Switches: no. */
 void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s);
 
-/* Trades *s, a stack of the caller's that no context has run on yet, for
- * the stack on top of the cache's stack of the same class (the one freed
+/* Trades *s, a stack of the caller's that no context has run on yet and
+ * that is not warm (s->warm), for the stack on top of the cache's stack of
+ * the same class if that one was freed through this cache (the one freed
  * last, so the one most likely resident and in the CPU's caches), and puts
- * *s there in its place. No-op when that class's cache is empty or *s has
- * no class. Lets a fiber that was spawned long before it first runs use a
+ * *s there in its place. No-op when that class's cache is empty or its top
+ * is not such a stack, or *s has no class. Lets a fiber that was spawned long before it first runs use a
  * warm stack: a spawner that queues 100k fibers on one worker before any
  * runs then touches one stack's pages, not 100k.
  * Runs on: the cache's owner. Locks: none. Switches: no. */

@@ -238,7 +238,7 @@ void sp__fiber_finish(sp__worker_t *w, struct sp_fiber *f) {
   sp__ctx_release(&f->ctx);
   sp__census_record(f); /* debug mode only; before the stack is reused */
   sp__stack_free(&rt->stacks, &w->stacks, f->stack);
-  f->stack = (sp__stack_t){NULL, 0};
+  f->stack = (sp__stack_t){NULL, 0, false};
   sp__fset(f, F_DONE);
   /* F3 before the joiner can run, so a joined fiber is never counted live;
    * live cannot reach 0 while a joining fiber exists (it is live itself). */

@@ -66,9 +66,11 @@ TEST(StackPool, ReusesFreedStacks) {
   sp__stack_pool_destroy(&pool);
 }
 
-// A fiber's first run trades its stack for the one freed last in its
-// worker's cache of the same class (sched.c S9), and leaves its own there.
+// A fiber's first run trades a stack that did not come from its worker's
+// cache for the one freed last there, of the same class (sched.c S9), and
+// leaves its own in that place.
 TEST(StackPool, SwapTradesForTheStackFreedLast) {
+  auto untag = [](void *e) { return (void *)((uintptr_t)e & ~(uintptr_t)1); };
   sp__stack_pool_t pool;
   sp__stack_pool_init(&pool);
   sp__stack_cache_t cache{};
@@ -79,27 +81,51 @@ TEST(StackPool, SwapTradesForTheStackFreedLast) {
   ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &fresh, &why));
   ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 64 * 1024, &other, &why));
   ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 5 << 20, &big, &why));
+  EXPECT_FALSE(fresh.warm) << "carved, never used";
   sp__stack_free(&pool, &cache, a);
-  sp__stack_free(&pool, &cache, b);  // the cache of class 0: a, b (top)
+  sp__stack_free(&pool, &cache, b);  // class 0's cache: a, b (top), both freed here
   void *fresh_lo = fresh.lo;
   sp__stack_swap_cached(&cache, &fresh);
   EXPECT_EQ(b.lo, fresh.lo) << "the top of the cache: the stack freed last";
   EXPECT_EQ((size_t)SP_STACK_MIN, fresh.size);
+  EXPECT_TRUE(fresh.warm);
   ASSERT_EQ(2, cache.n[0]) << "a swap neither adds nor takes a stack";
-  EXPECT_EQ(fresh_lo, cache.slot[0][1]) << "the caller's stack takes the top's place";
+  EXPECT_EQ(fresh_lo, untag(cache.slot[0][1])) << "the caller's stack takes the top's place";
   EXPECT_EQ(a.lo, cache.slot[0][0]);
+  sp__stack_swap_cached(&cache, &fresh);  // warm now: kept
+  EXPECT_EQ(b.lo, fresh.lo);
+
+  sp__stack_t cold;  // the top is fresh's old stack, which was not freed here
+  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &cold, &why));
+  EXPECT_EQ(fresh_lo, cold.lo);
+  EXPECT_FALSE(cold.warm) << "a cache hit is warm only if it was freed there";
+  sp__stack_swap_cached(&cache, &cold);  // the top now: a, freed here
+  EXPECT_EQ(a.lo, cold.lo);
+  ASSERT_EQ(1, cache.n[0]);
+  sp__stack_t c2;  // the top (fresh's old stack) was not freed here: no trade
+  ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &c2, &why));
+  void *c2_lo = c2.lo;
+  sp__stack_swap_cached(&cache, &c2);
+  EXPECT_EQ(c2_lo, c2.lo);
+  sp__stack_free(&pool, &cache, cold);  // a, freed here again
+  sp__stack_t hit;
+  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &hit, &why));
+  EXPECT_EQ(a.lo, hit.lo);
+  EXPECT_TRUE(hit.warm);
+  sp__stack_swap_cached(&cache, &hit);
+  EXPECT_EQ(a.lo, hit.lo);
+
   void *other_lo = other.lo, *big_lo = big.lo;
   sp__stack_swap_cached(&cache, &other);  // class 2's cache is empty
   EXPECT_EQ(other_lo, other.lo);
   sp__stack_swap_cached(&cache, &big);  // no class: a mapping of its own
   EXPECT_EQ(big_lo, big.lo);
   memset(fresh.lo, 0x5a, fresh.size);  // whole and writable
-  sp__stack_free(&pool, &cache, fresh);
-  sp__stack_free(&pool, &cache, other);
-  sp__stack_free(&pool, &cache, big);
+  for (sp__stack_t s : {fresh, hit, c2, other, big}) sp__stack_free(&pool, &cache, s);
   sp__stack_cache_drain(&pool, &cache);
   EXPECT_EQ(0, pool.in_use) << "every stack handed out came back once";
-  EXPECT_EQ(4u, pool.nfree[0] + pool.nfree[2]);
+  EXPECT_EQ(5u, pool.nfree[0] + pool.nfree[2]);
+  for (size_t i = 0; i < pool.nfree[0]; i++) EXPECT_EQ(pool.free[0][i], untag(pool.free[0][i]));
   sp__stack_pool_destroy(&pool);
 }
 
