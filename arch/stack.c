@@ -15,12 +15,13 @@
  * no lock), overflowing half of it to the pool's free array (pool lock).
  * Pages a fiber touched stay resident while pooled: reuse is then free of
  * page faults, which is what spawn-heavy programs want. A fiber gets its
- * stack when spawned (so spawning is where -ENOMEM is reported). If that
- * stack was not one freed through the spawning worker's cache, the fiber
- * trades it, when it first runs, for the top of the running worker's cache
- * if that one was (sp__stack_swap_cached): the cache is LIFO, so fibers
- * queued long before they run reuse the few warm stacks instead of
- * touching their own. Cache entries carry that "freed here" mark in bit 0.
+ * stack when spawned (so spawning is where -ENOMEM is reported). If no
+ * fiber has run on that stack yet (a fresh slot: its pages were never
+ * touched), the fiber trades it, when it first runs, for the top of the
+ * running worker's cache if a fiber has run on that one
+ * (sp__stack_swap_cached): the cache is LIFO, so fibers queued long before
+ * they run reuse the few resident, recently used stacks instead of
+ * touching fresh ones.
  *
  * Invariants:
  *   K1  A slot is either carved-and-in-use, in exactly one cache or free
@@ -29,6 +30,10 @@
  *   K2  Every carved slot has its guard page installed before first use.
  *   K3  A stack entering a cache or free array has no ASan poison left
  *       (stale redzones would give false reports on reuse; BUILD-NOTES P14).
+ *   K4  Bit 0 of a cache or free-array entry is set exactly when no fiber
+ *       has run on that stack (a carved slot traded away at a first run);
+ *       sp__stack_t.fresh carries the mark while the stack is handed out,
+ *       and sp__stack_free clears it (the stack was run on).
  * Locks: pool.lock (leaf; no other lock is taken under it, and no guard
  * is installed under it: a worker that frees stacks would wait on the
  * madvise of one that carves).
@@ -66,6 +71,7 @@
 #define CLASS_MIN ((size_t)16 * 1024)
 #define CHUNK_SLOTS_MIN 8
 #define CHUNK_SLOTS_MAX 4096
+#define SWAP_DEPTH 4 /* cache entries a trade looks at, from the top */
 
 
 struct sp__stack_chunk {
@@ -83,12 +89,17 @@ static int class_of(size_t size) {
 
 static size_t class_size(int k) { return CLASS_MIN << k; }
 
-/* A cache entry is a stack's lo, with bit 0 set when the stack was not
- * freed through this cache (a refill from the pool, or a trade): its pages
- * may never have been touched, or were touched on another core. */
-static void *tag_cold(void *lo) { return (void *)((uintptr_t)lo | 1); }
-static bool cold(void *e) { return ((uintptr_t)e & 1) != 0; }
+/* A cache or free-array entry is a stack's lo, with bit 0 set while no
+ * fiber has run on the stack (K4). */
+static void *tag_fresh(void *lo) { return (void *)((uintptr_t)lo | 1); }
+static bool is_fresh(void *e) { return ((uintptr_t)e & 1) != 0; }
 static void *untag(void *e) { return (void *)((uintptr_t)e & ~(uintptr_t)1); }
+
+/* Hands out entry e (K4: its mark becomes s->fresh). */
+static void hand_out(sp__stack_t *s, void *e) {
+  s->lo = untag(e);
+  s->fresh = is_fresh(e);
+}
 
 void sp__stack_pool_init(sp__stack_pool_t *p) {
   memset(p, 0, sizeof *p);
@@ -235,22 +246,20 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
                     sp__stack_t *out, const char **why) {
   int k = class_of(size);
   int rc = 0;
-  out->warm = false;
+  out->fresh = true;
   if (k < 0) {
     rc = alloc_large(p, size, out, why);
   } else if (cache && cache->n[k] > 0) {
-    void *e = cache->slot[k][--cache->n[k]];
-    out->lo = untag(e);
+    hand_out(out, cache->slot[k][--cache->n[k]]);
     out->size = class_size(k);
-    out->warm = !cold(e);
   } else {
     char *slot = NULL;
     pthread_mutex_lock(&p->lock);
     if (p->nfree[k] > 0) {
-      out->lo = p->free[k][--p->nfree[k]];
+      hand_out(out, p->free[k][--p->nfree[k]]);
       /* refill the cache by half while we hold the lock */
       while (cache && p->nfree[k] > 0 && cache->n[k] < SP__STACK_CACHE / 2)
-        cache->slot[k][cache->n[k]++] = tag_cold(p->free[k][--p->nfree[k]]);
+        cache->slot[k][cache->n[k]++] = p->free[k][--p->nfree[k]];
     } else {
       rc = reserve(p, k, &slot, why);
     }
@@ -296,7 +305,7 @@ void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s
   } else { /* full: the older (colder) half goes to the pool, s.lo stays on top */
     void **c = cache->slot[k];
     int half = SP__STACK_CACHE / 2;
-    for (int i = 0; i < half; i++) push_free(p, k, untag(c[i]));
+    for (int i = 0; i < half; i++) push_free(p, k, c[i]);
     memmove(c, c + half, (size_t)(SP__STACK_CACHE - half) * sizeof *c);
     cache->n[k] = SP__STACK_CACHE - half;
     c[cache->n[k]++] = s.lo;
@@ -306,17 +315,20 @@ void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s
 
 void sp__stack_swap_cached(sp__stack_cache_t *cache, sp__stack_t *s) {
   size_t size = s->size; /* a class's size is a power of two: its class is a shift */
-  if (s->warm || (size & (size - 1)) != 0 || size < CLASS_MIN ||
+  if (!s->fresh || (size & (size - 1)) != 0 || size < CLASS_MIN ||
       size > class_size(SP__STACK_CLASSES - 1))
     return;
   int k = __builtin_ctzl(size) - __builtin_ctzl(CLASS_MIN);
-  if (cache->n[k] == 0) return;
-  void **top = &cache->slot[k][cache->n[k] - 1];
-  if (cold(*top)) return; /* no better than s */
-  void *warm = *top;
-  *top = tag_cold(s->lo); /* K1: the slot moves from the caller to the cache, K3: never run on */
-  s->lo = warm;
-  s->warm = true;
+  /* the used stack nearest the top: a trade just before may have left a
+   * fresh one on top, above the stack freed last */
+  void **c = cache->slot[k];
+  int i = cache->n[k] - 1, low = i - SWAP_DEPTH;
+  while (i >= 0 && i > low && is_fresh(c[i])) i--;
+  if (i < 0 || i == low) return;
+  void *used = c[i];
+  c[i] = tag_fresh(s->lo); /* K1: the slot moves from the caller to the cache; K3, K4 */
+  s->lo = used;
+  s->fresh = false;
 }
 
 void sp__stack_cache_drain(sp__stack_pool_t *p, sp__stack_cache_t *cache) {
@@ -324,6 +336,6 @@ void sp__stack_cache_drain(sp__stack_pool_t *p, sp__stack_cache_t *cache) {
   __atomic_store_n(&cache->used, 0, __ATOMIC_RELAXED);
   pthread_mutex_lock(&p->lock);
   for (int k = 0; k < SP__STACK_CLASSES; k++)
-    while (cache->n[k] > 0) push_free(p, k, untag(cache->slot[k][--cache->n[k]]));
+    while (cache->n[k] > 0) push_free(p, k, cache->slot[k][--cache->n[k]]);
   pthread_mutex_unlock(&p->lock);
 }

@@ -24,8 +24,7 @@ extern "C" {
 typedef struct sp__stack {
   void *lo;    /* lowest usable address; the guard page is just below */
   size_t size; /* usable bytes */
-  bool warm;   /* freed through the cache it was then taken from: recently
-                  used on this core, so sp__stack_swap_cached keeps it */
+  bool fresh;  /* no fiber has run on it yet: its pages may be untouched */
 } sp__stack_t;
 
 struct sp__stack_chunk;
@@ -38,7 +37,7 @@ enum sp__guard_mode { SP__GUARD_UNPROBED, SP__GUARD_MADVISE, SP__GUARD_MPROTECT 
 typedef struct sp__stack_pool {
   pthread_mutex_t lock;
   struct sp__stack_chunk *chunks;              /* every mapping, for teardown */
-  void **free[SP__STACK_CLASSES];               /* free slots per class */
+  void **free[SP__STACK_CLASSES];  /* free slots per class: lo | 1 while fresh (stack.c K4) */
   size_t nfree[SP__STACK_CLASSES], capfree[SP__STACK_CLASSES];
   struct sp__stack_chunk *carve[SP__STACK_CLASSES]; /* chunk being carved */
   size_t next_chunk_slots[SP__STACK_CLASSES];
@@ -50,7 +49,7 @@ typedef struct sp__stack_pool {
 
 /* A worker's private cache in front of the pool (owner thread only). */
 typedef struct sp__stack_cache {
-  void *slot[SP__STACK_CLASSES][SP__STACK_CACHE]; /* lo | 1 if not freed here (stack.c) */
+  void *slot[SP__STACK_CLASSES][SP__STACK_CACHE]; /* lo | 1 while fresh (stack.c K4) */
   int n[SP__STACK_CLASSES];
   /* atomic, written by the owner only: stacks allocated minus stacks freed
    * through this cache (negative when others allocated what it freed);
@@ -73,14 +72,14 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
  * Runs on: any thread. Locks: pool lock when the cache is full. Switches: no. */
 void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s);
 
-/* Trades *s, a stack of the caller's that no context has run on yet and
- * that is not warm (s->warm), for the stack on top of the cache's stack of
- * the same class if that one was freed through this cache (the one freed
- * last, so the one most likely resident and in the CPU's caches), and puts
- * *s there in its place. No-op when that class's cache is empty or its top
- * is not such a stack, or *s has no class. Lets a fiber that was spawned long before it first runs use a
- * warm stack: a spawner that queues 100k fibers on one worker before any
- * runs then touches one stack's pages, not 100k.
+/* Trades *s, a fresh stack (s->fresh: no fiber has run on it), for the
+ * stack on top of the cache's stack of the same class if a fiber has run
+ * on that one (the one freed last: resident, and likely in the CPU's
+ * caches), and puts *s there in its place. No-op when *s is not fresh or
+ * has no class, or that cache is empty or its top is fresh too. Lets a
+ * fiber spawned long before it first runs use a warm stack: a spawner that
+ * queues 100k fibers on one worker before any runs then touches a few
+ * stacks' pages, not 100k.
  * Runs on: the cache's owner. Locks: none. Switches: no. */
 void sp__stack_swap_cached(sp__stack_cache_t *cache, sp__stack_t *s);
 

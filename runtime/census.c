@@ -3,13 +3,13 @@
  * site, printed when the runtime is destroyed, so users can size stacks.
  *
  * Model: in debug mode a fiber's stack is painted with a byte pattern when
- * it first runs (sched.c S9); when the fiber finishes, the lowest byte that no longer
+ * its context is made (at spawn, or at its first run: sched.c S9); when the fiber finishes, the lowest byte that no longer
  * holds the pattern marks the deepest point its stack reached. Results are
  * kept per spawn site (file, line) in a small table under a lock.
  * Invariants:
  *   N1  Paint happens before the context is prepared on the stack; the scan
  *       happens before the stack goes back to the pool.
- *   N2  Costs only in debug mode (a memset at first run, a scan at exit).
+ *   N2  Costs only in debug mode (a memset per fiber, a scan at exit).
  * Locks: census_lock (leaf).
  * Rejected: counting resident pages with mincore (pooled stacks keep pages
  *   from earlier fibers, so it over-reports).

@@ -293,6 +293,8 @@ enum sp__where {
 /* Queues a RUNNABLE fiber. Runs on: any thread. */
 void sp__enqueue(struct sp_runtime *rt, struct sp_fiber *f, enum sp__where where);
 
+/* Makes f's context on f->stack, to run the fiber body (sched.c S9). */
+void sp__fiber_prepare(struct sp_fiber *f);
 void sp__fiber_run_body(struct sp_fiber *f);
 
 /* Starts and stops the worker threads (sched.c). */

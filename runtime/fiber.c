@@ -180,8 +180,12 @@ int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   const char *name = opts && opts->name ? opts->name : "fiber";
   strncpy(f->name, name, SP_NAME_MAX);
   f->name[SP_NAME_MAX] = '\0';
-  f->ctx.fctx = NULL; /* sched.c S9: not started; its context is made when it first runs */
-  f->ctx.tsan = NULL;
+  if (f->stack.fresh) { /* sched.c S9: its context is made when it first runs */
+    f->ctx.fctx = NULL;
+    f->ctx.tsan = NULL;
+  } else {
+    sp__fiber_prepare(f);
+  }
   uint64_t id = new_id(rt, w);
   STORE(&f->id, id, RELEASE);
   sp__fset(f, F_RUNNABLE);

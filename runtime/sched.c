@@ -45,12 +45,14 @@
  *       worker if that worker gets to it soon; every spin ends with such
  *       a round, however long its yields took, so a fiber woken by one
  *       that then computes without yielding still gets run elsewhere.
- *   S9  A queued fiber's ctx.fctx is NULL exactly when it has never run:
- *       after_switch stores it before a switched-out fiber can be queued.
- *       take() makes such a fiber's context then, on the stack it got at
- *       spawn or, traded for it, the warm one on top of w's stack cache
- *       (arch/stack.c): fibers queued long before they run touch few
- *       stacks.
+ *   S9  A fiber spawned on a fresh stack (no fiber has run on it: its
+ *       pages are untouched) gets no context at spawn; its ctx.fctx stays
+ *       NULL until take() makes it, on that stack or on the used one on
+ *       top of w's stack cache, traded for it (arch/stack.c). So fibers
+ *       queued long before they run touch few stacks. A queued fiber's
+ *       fctx is NULL only then: after_switch stores it before a
+ *       switched-out fiber can be queued. Other fibers get their context
+ *       at spawn, where touching the stack's top costs nothing.
  * Locks: idle_lock (rank IDLE) may be taken under a timer heap lock (wake
  *   from a timer callback); nothing is taken under idle_lock.
  * Rejected: always switching through the sched context (two jumps per
@@ -330,11 +332,15 @@ static void after_switch(transfer_t t) {
 
 static void fiber_entry(transfer_t t);
 
-/* Makes the context of a fiber that has never run (S9). Runs on: w. */
-static void first_run(sp__worker_t *w, struct sp_fiber *f) {
-  sp__stack_swap_cached(&w->stacks, &f->stack);
+void sp__fiber_prepare(struct sp_fiber *f) {
   sp__census_paint(f); /* debug mode only; before the context (census.c N1) */
   sp__ctx_make(&f->ctx, f->stack.lo, f->stack.size, fiber_entry);
+}
+
+/* Makes the context of a fiber spawned on a fresh stack (S9). Runs on: w. */
+static void first_run(sp__worker_t *w, struct sp_fiber *f) {
+  sp__stack_swap_cached(&w->stacks, &f->stack);
+  sp__fiber_prepare(f);
 }
 
 /* Marks f as running on w. */

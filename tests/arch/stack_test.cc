@@ -26,6 +26,9 @@ int MapCount() {
   return n;
 }
 
+// A cache or free-array entry without its "fresh" mark (arch/stack.c K4).
+void *Untag(void *e) { return (void *)((uintptr_t)e & ~(uintptr_t)1); }
+
 bool KernelHasGuardInstall() {  // MADV_GUARD_INSTALL arrived in Linux 6.13
   struct utsname u;
   if (uname(&u) != 0) return false;
@@ -66,11 +69,11 @@ TEST(StackPool, ReusesFreedStacks) {
   sp__stack_pool_destroy(&pool);
 }
 
-// A fiber's first run trades a stack that did not come from its worker's
-// cache for the one freed last there, of the same class (sched.c S9), and
-// leaves its own in that place.
-TEST(StackPool, SwapTradesForTheStackFreedLast) {
-  auto untag = [](void *e) { return (void *)((uintptr_t)e & ~(uintptr_t)1); };
+// A fiber spawned on a fresh stack (no fiber has run on it) trades it at
+// its first run for the used one on top of its worker's cache of the same
+// class (sched.c S9) and leaves its own in that place, still marked fresh
+// (K4) wherever it goes next.
+TEST(StackPool, SwapTradesAFreshStackForTheOneFreedLast) {
   sp__stack_pool_t pool;
   sp__stack_pool_init(&pool);
   sp__stack_cache_t cache{};
@@ -81,37 +84,37 @@ TEST(StackPool, SwapTradesForTheStackFreedLast) {
   ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &fresh, &why));
   ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 64 * 1024, &other, &why));
   ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 5 << 20, &big, &why));
-  EXPECT_FALSE(fresh.warm) << "carved, never used";
+  EXPECT_TRUE(fresh.fresh) << "carved: never run on";
   sp__stack_free(&pool, &cache, a);
-  sp__stack_free(&pool, &cache, b);  // class 0's cache: a, b (top), both freed here
+  sp__stack_free(&pool, &cache, b);  // class 0's cache: a, b (top), both run on
   void *fresh_lo = fresh.lo;
   sp__stack_swap_cached(&cache, &fresh);
   EXPECT_EQ(b.lo, fresh.lo) << "the top of the cache: the stack freed last";
   EXPECT_EQ((size_t)SP_STACK_MIN, fresh.size);
-  EXPECT_TRUE(fresh.warm);
+  EXPECT_FALSE(fresh.fresh);
   ASSERT_EQ(2, cache.n[0]) << "a swap neither adds nor takes a stack";
-  EXPECT_EQ(fresh_lo, untag(cache.slot[0][1])) << "the caller's stack takes the top's place";
+  EXPECT_EQ(Untag(cache.slot[0][1]), fresh_lo) << "the caller's stack takes the top's place";
   EXPECT_EQ(a.lo, cache.slot[0][0]);
-  sp__stack_swap_cached(&cache, &fresh);  // warm now: kept
+  sp__stack_swap_cached(&cache, &fresh);  // used now: kept
   EXPECT_EQ(b.lo, fresh.lo);
 
-  sp__stack_t cold;  // the top is fresh's old stack, which was not freed here
-  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &cold, &why));
-  EXPECT_EQ(fresh_lo, cold.lo);
-  EXPECT_FALSE(cold.warm) << "a cache hit is warm only if it was freed there";
-  sp__stack_swap_cached(&cache, &cold);  // the top now: a, freed here
-  EXPECT_EQ(a.lo, cold.lo);
+  sp__stack_t again;  // the top: fresh's old stack, still never run on
+  ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &again, &why));
+  EXPECT_EQ(fresh_lo, again.lo);
+  EXPECT_TRUE(again.fresh) << "the mark travels with the stack";
+  sp__stack_swap_cached(&cache, &again);  // the top now: a, used
+  EXPECT_EQ(a.lo, again.lo);
   ASSERT_EQ(1, cache.n[0]);
-  sp__stack_t c2;  // the top (fresh's old stack) was not freed here: no trade
+  sp__stack_t c2;  // the top is fresh too: no trade
   ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &c2, &why));
   void *c2_lo = c2.lo;
   sp__stack_swap_cached(&cache, &c2);
   EXPECT_EQ(c2_lo, c2.lo);
-  sp__stack_free(&pool, &cache, cold);  // a, freed here again
+  sp__stack_free(&pool, &cache, again);  // a, run on again
   sp__stack_t hit;
   ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &hit, &why));
   EXPECT_EQ(a.lo, hit.lo);
-  EXPECT_TRUE(hit.warm);
+  EXPECT_FALSE(hit.fresh);
   sp__stack_swap_cached(&cache, &hit);
   EXPECT_EQ(a.lo, hit.lo);
 
@@ -124,8 +127,48 @@ TEST(StackPool, SwapTradesForTheStackFreedLast) {
   for (sp__stack_t s : {fresh, hit, c2, other, big}) sp__stack_free(&pool, &cache, s);
   sp__stack_cache_drain(&pool, &cache);
   EXPECT_EQ(0, pool.in_use) << "every stack handed out came back once";
-  EXPECT_EQ(5u, pool.nfree[0] + pool.nfree[2]);
-  for (size_t i = 0; i < pool.nfree[0]; i++) EXPECT_EQ(pool.free[0][i], untag(pool.free[0][i]));
+  ASSERT_EQ(4u, pool.nfree[0]);
+  EXPECT_EQ(1u, pool.nfree[2]);
+  int fresh_seen = 0;  // through the pool too, only the one never run on is fresh
+  for (int i = 0; i < 4; i++) {
+    sp__stack_t s;
+    ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &s, &why));
+    EXPECT_EQ(s.lo, Untag(s.lo));
+    if (s.fresh) {
+      fresh_seen++;
+      EXPECT_EQ(fresh_lo, s.lo);
+    }
+  }
+  EXPECT_EQ(1, fresh_seen);
+  sp__stack_pool_destroy(&pool);
+}
+
+// A trade just before leaves a fresh stack on top, above the used one
+// freed last: the next trade looks past it (a few entries deep).
+TEST(StackPool, SwapLooksPastAFreshTop) {
+  sp__stack_pool_t pool;
+  sp__stack_pool_init(&pool);
+  sp__stack_cache_t cache{};
+  const char *why = nullptr;
+  sp__stack_t u1, u2, s1, s2, s3;
+  for (sp__stack_t *s : {&u1, &u2, &s1, &s2, &s3})
+    ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, s, &why));
+  void *u1_lo = u1.lo, *u2_lo = u2.lo, *s1_lo = s1.lo, *s2_lo = s2.lo, *s3_lo = s3.lo;
+  sp__stack_free(&pool, &cache, u1);
+  sp__stack_free(&pool, &cache, u2);  // [u1, u2]
+  sp__stack_swap_cached(&cache, &s1);  // takes u2: [u1, s1 (fresh)]
+  EXPECT_EQ(u2_lo, s1.lo);
+  sp__stack_swap_cached(&cache, &s2);  // past s1 to u1: [s2, s1], both fresh
+  EXPECT_EQ(u1_lo, s2.lo);
+  EXPECT_FALSE(s2.fresh);
+  EXPECT_EQ(s2_lo, Untag(cache.slot[0][0]));
+  EXPECT_EQ(s1_lo, Untag(cache.slot[0][1]));
+  sp__stack_swap_cached(&cache, &s3);  // nothing used left: kept
+  EXPECT_EQ(s3_lo, s3.lo);
+  EXPECT_TRUE(s3.fresh);
+  for (sp__stack_t s : {s1, s2, s3}) sp__stack_free(&pool, &cache, s);
+  sp__stack_cache_drain(&pool, &cache);
+  EXPECT_EQ(0, pool.in_use);
   sp__stack_pool_destroy(&pool);
 }
 
