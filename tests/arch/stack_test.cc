@@ -172,28 +172,59 @@ TEST(StackPool, SwapLooksPastAFreshTop) {
   sp__stack_pool_destroy(&pool);
 }
 
-// A full cache sends its older half to the pool and keeps the stacks freed
-// last, the one just freed on top: the ones a fiber's first run will reuse.
-TEST(StackPool, FullCacheSpillsItsOlderHalf) {
+// A full cache (arch/stack.c K5) sends its fresh stacks to the pool first
+// and keeps the one being freed; full of used stacks, it sends that one and
+// its newer half, and keeps the older half.
+TEST(StackPool, FullCacheSpillsFreshStacksFirst) {
   sp__stack_pool_t pool;
   sp__stack_pool_init(&pool);
   sp__stack_cache_t cache{};
   const char *why = nullptr;
-  std::vector<sp__stack_t> s(SP__STACK_CACHE + 1);
+  const int full = SP__STACK_CACHE, half = SP__STACK_CACHE / 2;
+  std::vector<sp__stack_t> s(2 * full + 2);
   for (auto &x : s) ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &x, &why));
-  for (int i = 0; i < SP__STACK_CACHE; i++) sp__stack_free(&pool, &cache, s[i]);
-  ASSERT_EQ(SP__STACK_CACHE, cache.n[0]);
+
+  for (int i = 0; i < full; i++) sp__stack_free(&pool, &cache, s[i]);  // all used
+  ASSERT_EQ(full, cache.n[0]);
   EXPECT_EQ(0u, pool.nfree[0]);
-  sp__stack_free(&pool, &cache, s[SP__STACK_CACHE]);
-  const int half = SP__STACK_CACHE / 2;
-  ASSERT_EQ(SP__STACK_CACHE - half + 1, cache.n[0]);
-  EXPECT_EQ((size_t)half, pool.nfree[0]);
-  for (int i = 0; i < half; i++) EXPECT_EQ(s[i].lo, pool.free[0][i]) << "the oldest went";
-  for (int i = 0; i < SP__STACK_CACHE - half; i++)
-    EXPECT_EQ(s[half + i].lo, cache.slot[0][i]) << "the newest stayed, in order";
-  EXPECT_EQ(s[SP__STACK_CACHE].lo, cache.slot[0][cache.n[0] - 1]) << "the one just freed is on top";
+  sp__stack_free(&pool, &cache, s[full]);
+  ASSERT_EQ(half, cache.n[0]);
+  for (int i = 0; i < half; i++) EXPECT_EQ(s[i].lo, cache.slot[0][i]) << "the older half stays";
+  ASSERT_EQ((size_t)half + 1, pool.nfree[0]);
+  EXPECT_EQ(s[full].lo, pool.free[0][0]) << "then the one freed, then the newer half from the top";
+  for (int i = 1; i <= half; i++) EXPECT_EQ(s[full - i].lo, pool.free[0][i]);
   sp__stack_cache_drain(&pool, &cache);
-  EXPECT_EQ((size_t)SP__STACK_CACHE + 1, pool.nfree[0]);
+
+  // fresh entries (bit 0, K4), as trades leave them, below and among used ones
+  sp__stack_cache_t mixed{};
+  const int fresh = full - half + 2, used = full - fresh;
+  std::vector<void *> want_kept;
+  // fresh ones on even places, and on every place once the rest must be
+  int nf = 0;
+  for (int i = 0; i < full; i++) {
+    sp__stack_t &x = s[full + 1 + i];
+    bool f = nf < fresh && (i % 2 == 0 || full - i <= fresh - nf);
+    mixed.slot[0][i] = f ? (void *)((uintptr_t)x.lo | 1) : x.lo;
+    if (f)
+      nf++;
+    else
+      want_kept.push_back(x.lo);
+  }
+  ASSERT_EQ(fresh, nf);
+  ASSERT_EQ(used, (int)want_kept.size());
+  mixed.n[0] = full;
+  size_t pooled = pool.nfree[0];
+  const sp__stack_t &last = s[2 * full + 1];
+  sp__stack_free(&pool, &mixed, last);
+  ASSERT_EQ(used + 1, mixed.n[0]) << "the used ones and the one freed stay";
+  for (int i = 0; i < used; i++) EXPECT_EQ(want_kept[i], mixed.slot[0][i]) << "in their order";
+  EXPECT_EQ(last.lo, mixed.slot[0][used]) << "the one freed is on top";
+  EXPECT_EQ(pooled + fresh, pool.nfree[0]) << "every fresh one went to the pool";
+  int fresh_in_pool = 0;
+  for (size_t i = pooled; i < pool.nfree[0]; i++) fresh_in_pool += (uintptr_t)pool.free[0][i] & 1;
+  EXPECT_EQ(fresh, fresh_in_pool) << "still marked fresh there";
+  sp__stack_cache_drain(&pool, &mixed);
+  EXPECT_EQ(s.size(), pool.nfree[0]) << "each stack back once";
   sp__stack_pool_destroy(&pool);
 }
 
