@@ -337,15 +337,16 @@ void sp__fiber_prepare(struct sp_fiber *f) {
   sp__ctx_make(&f->ctx, f->stack.lo, f->stack.size, fiber_entry);
 }
 
-/* Makes the context of a fiber spawned on a fresh stack (S9). Runs on: w. */
-static void first_run(sp__worker_t *w, struct sp_fiber *f) {
+/* Makes the context of a fiber spawned on a fresh stack (S9). Runs on: w.
+ * Out of line: take() is on every switch's path. */
+__attribute__((noinline)) static void first_run(sp__worker_t *w, struct sp_fiber *f) {
   sp__stack_swap_cached(&w->stacks, &f->stack);
   sp__fiber_prepare(f);
 }
 
 /* Marks f as running on w. */
 static void take(sp__worker_t *w, struct sp_fiber *f) {
-  if (!f->ctx.fctx) first_run(w, f);
+  if (__builtin_expect(!f->ctx.fctx, 0)) first_run(w, f);
   STORE(&w->cur, f, RELEASE); /* thieves, dump and watchdog read it (acquire) */
   w->io_nowait_budget = SP__IO_NOWAIT_BUDGET; /* io/ops.c O3: a fresh turn */
   sp__fset(f, F_RUNNING);
