@@ -17,11 +17,11 @@
  * page faults, which is what spawn-heavy programs want. A fiber gets its
  * stack when spawned (so spawning is where -ENOMEM is reported). If no
  * fiber has run on that stack yet (a fresh slot: its pages were never
- * touched), the fiber trades it, when it first runs, for the top of the
- * running worker's cache if a fiber has run on that one
- * (sp__stack_swap_cached): the cache is LIFO, so fibers queued long before
- * they run reuse the few resident, recently used stacks instead of
- * touching fresh ones.
+ * touched), the fiber trades it, when it first runs, for the used stack
+ * nearest the top of the running worker's cache, looking SWAP_DEPTH
+ * entries down (sp__stack_swap_cached): the cache is LIFO, so fibers
+ * queued long before they run reuse the few resident, recently used
+ * stacks instead of touching fresh ones.
  *
  * Invariants:
  *   K1  A slot is either carved-and-in-use, in exactly one cache or free
@@ -34,8 +34,8 @@
  *       has run on that stack (a carved slot traded away at a first run);
  *       sp__stack_t.fresh carries the mark while the stack is handed out,
  *       and sp__stack_free clears it (the stack was run on).
- *   K5  A full cache sends its fresh stacks to the pool first (they are
- *       cold by definition: a trade put them there) and keeps the stack
+ *   K5  A full cache sends its fresh stacks to the pool first (untouched,
+ *       so nothing is lost by moving them) and keeps the stack
  *       being freed, which a trade is about to want. A cache full of used
  *       stacks sends that one and its newer half instead, keeping the
  *       older half: programs that free many stacks in the order they got
@@ -141,17 +141,25 @@ void sp__stack_pool_destroy(sp__stack_pool_t *p) {
 static int install_guard(sp__stack_pool_t *p, char *g, const char **why) {
   int mode = __atomic_load_n(&p->guard_mode, __ATOMIC_RELAXED);
   if (mode != SP__GUARD_MPROTECT) {
+    int un = SP__GUARD_UNPROBED;
     if (madvise(g, PAGE, MADV_GUARD_INSTALL) == 0) {
-      if (mode != SP__GUARD_MADVISE)
-        __atomic_store_n(&p->guard_mode, SP__GUARD_MADVISE, __ATOMIC_RELAXED);
+      if (mode == SP__GUARD_UNPROBED)
+        __atomic_compare_exchange_n(&p->guard_mode, &un, SP__GUARD_MADVISE, false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
       return 0;
     }
-    if (mode == SP__GUARD_MADVISE) {
+    /* only a refusal (a kernel before 6.13: EINVAL; a seccomp filter:
+     * EPERM or ENOSYS) moves an unprobed pool to mprotect; a failure where
+     * madvise works (another thread may have just found it does) is one */
+    int e = errno;
+    bool refused = e == EINVAL || e == EPERM || e == ENOSYS;
+    if (mode == SP__GUARD_MADVISE || !refused ||
+        (!__atomic_compare_exchange_n(&p->guard_mode, &un, SP__GUARD_MPROTECT, false,
+                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
+         un == SP__GUARD_MADVISE)) {
       *why = "madvise(MADV_GUARD_INSTALL) failed";
       return -ENOMEM;
     }
-    /* kernel before 6.13: EINVAL */
-    __atomic_store_n(&p->guard_mode, SP__GUARD_MPROTECT, __ATOMIC_RELAXED);
   }
   if (mprotect(g, PAGE, PROT_NONE) == 0) return 0;
   *why = "mprotect of a guard page failed: memory map entries exhausted "

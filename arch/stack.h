@@ -73,10 +73,11 @@ int sp__stack_alloc(sp__stack_pool_t *p, sp__stack_cache_t *cache, size_t size,
 void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s);
 
 /* Trades *s, a fresh stack (s->fresh: no fiber has run on it), for the
- * stack on top of the cache's stack of the same class if a fiber has run
- * on that one (the one freed last: resident, and likely in the CPU's
- * caches), and puts *s there in its place. No-op when *s is not fresh or
- * has no class, or that cache is empty or its top is fresh too. Lets a
+ * used stack nearest the top of the cache's stack of the same class,
+ * looking a few entries down (the one freed last: resident, and likely in
+ * the CPU's caches), and puts *s there in its place, still marked fresh.
+ * No-op when *s is not fresh or has no class, or no used stack is that
+ * near the top. Lets a
  * fiber spawned long before it first runs use a warm stack: a spawner that
  * queues 100k fibers on one worker before any runs then touches a few
  * stacks' pages, not 100k.

@@ -47,8 +47,8 @@
  *       that then computes without yielding still gets run elsewhere.
  *   S9  A fiber spawned on a fresh stack (no fiber has run on it: its
  *       pages are untouched) gets no context at spawn; its ctx.fctx stays
- *       NULL until take() makes it, on that stack or on the used one on
- *       top of w's stack cache, traded for it (arch/stack.c). So fibers
+ *       NULL until take() makes it, on that stack or on a used one near
+ *       the top of w's stack cache, traded for it (arch/stack.c). So fibers
  *       queued long before they run touch few stacks. A queued fiber's
  *       fctx is NULL only then: after_switch stores it before a
  *       switched-out fiber can be queued. Other fibers get their context
@@ -341,6 +341,7 @@ void sp__fiber_prepare(struct sp_fiber *f) {
  * Out of line: take() is on every switch's path. */
 __attribute__((noinline)) static void first_run(sp__worker_t *w, struct sp_fiber *f) {
   sp__stack_swap_cached(&w->stacks, &f->stack);
+  f->stack.fresh = false; /* arch/stack.c K4: it is run on from now */
   sp__fiber_prepare(f);
 }
 

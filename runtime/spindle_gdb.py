@@ -6,6 +6,7 @@
 #                              what it waits on, spawn site
 #   (gdb) spindle bt ID        the backtrace of a parked (or runnable) fiber,
 #                              unwound from the registers its switch saved
+#                              (none for a fiber that has not started)
 #
 # How the backtrace works: a switched-out fiber's registers sit on its own
 # stack at ctx.fctx, as Boost.Context 1.74's x86_64 jump_fcontext left them
@@ -75,7 +76,10 @@ class Spindle(gdb.Command):
                 print(describe(f))
                 fctx = int(f["ctx"]["fctx"])
                 if fctx == 0:
-                    print("  (running on a worker: use that thread's own backtrace)")
+                    if int(f["pk"]) & 0xFFFFFFFF == 1:  # runnable: not started (sched.c S9)
+                        print("  (not started yet: no frames)")
+                    else:
+                        print("  (running on a worker: use that thread's own backtrace)")
                     return
                 u64 = gdb.lookup_type("unsigned long").pointer()
                 load = lambda a: int(gdb.Value(a).cast(u64).dereference())

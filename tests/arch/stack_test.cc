@@ -169,6 +169,21 @@ TEST(StackPool, SwapLooksPastAFreshTop) {
   for (sp__stack_t s : {s1, s2, s3}) sp__stack_free(&pool, &cache, s);
   sp__stack_cache_drain(&pool, &cache);
   EXPECT_EQ(0, pool.in_use);
+
+  // only a few entries deep: a used stack under 4 fresh ones is not taken
+  std::vector<sp__stack_t> d(6);
+  for (auto &x : d) ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &x, &why));
+  sp__stack_cache_t deep{};
+  deep.slot[0][0] = d[0].lo;  // used
+  for (int i = 1; i <= 4; i++) deep.slot[0][i] = (void *)((uintptr_t)d[i].lo | 1);
+  deep.n[0] = 5;
+  void *d5_lo = d[5].lo;
+  sp__stack_swap_cached(&deep, &d[5]);
+  EXPECT_EQ(d5_lo, d[5].lo) << "looked deeper than 4 entries";
+  deep.slot[0][1] = d[1].lo;  // now one within reach
+  sp__stack_swap_cached(&deep, &d[5]);
+  EXPECT_EQ(d[1].lo, d[5].lo);
+  EXPECT_EQ(d5_lo, Untag(deep.slot[0][1]));
   sp__stack_pool_destroy(&pool);
 }
 
@@ -225,6 +240,25 @@ TEST(StackPool, FullCacheSpillsFreshStacksFirst) {
   EXPECT_EQ(fresh, fresh_in_pool) << "still marked fresh there";
   sp__stack_cache_drain(&pool, &mixed);
   EXPECT_EQ(s.size(), pool.nfree[0]) << "each stack back once";
+
+  // a few fresh ones among more than half used: the fresh ones go, then the
+  // one freed and the newest used ones, down to half
+  std::vector<sp__stack_t> t(full + 1);
+  for (auto &x : t) ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &x, &why));
+  sp__stack_cache_t most{};
+  std::vector<void *> used_lo;
+  for (int i = 0; i < full; i++) {
+    bool f = i % 5 == 2;  // 3 of 16
+    most.slot[0][i] = f ? (void *)((uintptr_t)t[i].lo | 1) : t[i].lo;
+    if (!f) used_lo.push_back(t[i].lo);
+  }
+  most.n[0] = full;
+  ASSERT_GT((int)used_lo.size(), half);
+  pooled = pool.nfree[0];
+  sp__stack_free(&pool, &most, t[full]);
+  ASSERT_EQ(half, most.n[0]);
+  for (int i = 0; i < half; i++) EXPECT_EQ(used_lo[i], most.slot[0][i]) << "the oldest used stay";
+  EXPECT_EQ(pooled + (size_t)(full + 1 - half), pool.nfree[0]);
   sp__stack_pool_destroy(&pool);
 }
 
