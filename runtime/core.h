@@ -204,7 +204,7 @@ struct sp_runtime {
   int stopped;       /* workers joined */
   pthread_mutex_t done_lock;
   pthread_cond_t done_cond; /* signalled when live drops to 0 */
-  int ext_wakers;    /* atomic: threads not of rt inside sp__enqueue(rt) */
+  int ext_wakers;    /* atomic: threads not of rt inside sp__enqueue(rt) or spawning (R1, R3) */
 
   /* pools */
   sp__stack_pool_t stacks;

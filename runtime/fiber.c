@@ -131,26 +131,11 @@ int sp_spawn_at(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   return sp__spawn_hooked(rt, out, fn, arg, opts, NULL, NULL, file, line);
 }
 
-int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
-                     const sp_spawn_opts_t *opts, void (*on_exit)(void *), void *exit_arg,
-                     const char *file, int line) {
-  sp__worker_t *w = sp__self();
-  if (!rt) rt = w ? w->rt : NULL;
-  int detached = opts ? opts->detached : !out; /* sp_go: no opts, no handle */
-  if (out) *out = (sp_fiber_t){NULL, 0};
-  if (!rt || !fn || (!detached && !out)) {
-    sp__debugf(rt, "spawn: %s", !rt ? "no runtime (NULL rt outside a fiber)"
-                                : !fn ? "NULL function" : "joinable fiber without a handle");
-    return -EINVAL;
-  }
-  size_t size = opts && opts->stack_size ? opts->stack_size : rt->cfg.stack_size;
-  if (size < SP_STACK_MIN || size > SP_STACK_MAX) {
-    sp__debugf(rt, "spawn: stack size %zu outside [%zu, %zu]", size, SP_STACK_MIN, SP_STACK_MAX);
-    return -EINVAL;
-  }
-  if (w && w->rt != rt) w = NULL; /* caches belong to w's own runtime */
-  if (!w && LOAD(&rt->stopping, ACQUIRE)) return -ECANCELED; /* R1 */
-
+/* Makes and queues the fiber, once spawn's arguments are checked. w: the
+ * calling worker if it belongs to rt, else NULL. */
+static int spawn_checked(sp_runtime_t *rt, sp__worker_t *w, sp_fiber_t *out, sp_fn_t fn, void *arg,
+                         const sp_spawn_opts_t *opts, void (*on_exit)(void *), void *exit_arg,
+                         const char *file, int line, int detached, size_t size) {
   struct sp_fiber *f = block_get(rt, w);
   if (!f) {
     sp__debugf(rt, "spawn: out of memory for a fiber block");
@@ -195,6 +180,35 @@ int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
   if (out) *out = (sp_fiber_t){f, id};
   sp__enqueue(rt, f, Q_SPAWN); /* newest first on this worker (runq.c) */
   return 0;
+}
+
+int sp__spawn_hooked(sp_runtime_t *rt, sp_fiber_t *out, sp_fn_t fn, void *arg,
+                     const sp_spawn_opts_t *opts, void (*on_exit)(void *), void *exit_arg,
+                     const char *file, int line) {
+  sp__worker_t *w = sp__self();
+  if (!rt) rt = w ? w->rt : NULL;
+  int detached = opts ? opts->detached : !out; /* sp_go: no opts, no handle */
+  if (out) *out = (sp_fiber_t){NULL, 0};
+  if (!rt || !fn || (!detached && !out)) {
+    sp__debugf(rt, "spawn: %s", !rt ? "no runtime (NULL rt outside a fiber)"
+                                : !fn ? "NULL function" : "joinable fiber without a handle");
+    return -EINVAL;
+  }
+  size_t size = opts && opts->stack_size ? opts->stack_size : rt->cfg.stack_size;
+  if (size < SP_STACK_MIN || size > SP_STACK_MAX) {
+    sp__debugf(rt, "spawn: stack size %zu outside [%zu, %zu]", size, SP_STACK_MIN, SP_STACK_MAX);
+    return -EINVAL;
+  }
+  if (w && w->rt != rt) w = NULL; /* caches belong to w's own runtime */
+  if (w) return spawn_checked(rt, w, out, fn, arg, opts, on_exit, exit_arg, file, line, detached, size);
+  /* R1: a thread not of rt is counted while it spawns, so a shutdown that
+   * sets stopping either is seen here or waits for this spawn to end */
+  __atomic_fetch_add(&rt->ext_wakers, 1, __ATOMIC_SEQ_CST);
+  int rc = LOAD(&rt->stopping, SEQ_CST)
+               ? -ECANCELED
+               : spawn_checked(rt, NULL, out, fn, arg, opts, on_exit, exit_arg, file, line, detached, size);
+  __atomic_fetch_sub(&rt->ext_wakers, 1, __ATOMIC_RELEASE);
+  return rc;
 }
 
 static void run_fls_dtors(struct sp_fiber *f);

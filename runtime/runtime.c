@@ -9,7 +9,11 @@
  * Invariants:
  *   R1  Once stopping is set, spawns are refused (-ECANCELED) except from
  *       fibers of the runtime itself (they may still need helpers to
- *       finish), so live can only reach 0 and stay there.
+ *       finish), so live can only reach 0 and stay there. A spawn from
+ *       outside is counted in ext_wakers around its check of stopping
+ *       (seq_cst on both sides), and shutdown waits for that count to
+ *       drain after setting stopping: a spawn that raced it has either
+ *       been refused or counted in live by then.
  *   R2  Workers are stopped only when live == 0; destroy frees pools only
  *       after the workers are joined.
  *   R3  Destroy frees rt only when no thread outside rt is inside
@@ -247,7 +251,10 @@ int sp_runtime_shutdown(sp_runtime_t *rt, int64_t deadline) {
     return -EDEADLK;
   }
   if (rt->stopped) return 0;
-  STORE(&rt->stopping, 1, RELEASE); /* R1 */
+  STORE(&rt->stopping, 1, SEQ_CST); /* R1 */
+  /* a foreign spawn that missed the store is counted in ext_wakers (fiber.c):
+   * let it finish, so live counts its fiber before we wait for live == 0 */
+  while (LOAD(&rt->ext_wakers, SEQ_CST)) sched_yield();
   bool forever = deadline == SP_FOREVER;
   if (forever) { /* deadlock.c: a forever-wait that a deadlock would strand */
     SP_MLOCK(&rt->dl_lock, RANK_DEADLOCK);

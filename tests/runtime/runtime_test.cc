@@ -128,6 +128,48 @@ TEST(RuntimeTest, ShutdownDeadlineReportsLiveFibers) {
   ASSERT_EQ(0, sp_runtime_destroy(rt));
 }
 
+// Foreign threads spawn while the runtime shuts down (runtime.c R1): each
+// spawn is either refused with -ECANCELED or counted before shutdown waits
+// for live fibers, so every accepted fiber runs before shutdown returns,
+// and nothing is queued on stopped workers.
+TEST(RuntimeTest, ForeignSpawnsRacingShutdownAreRefusedOrRun) {
+  const int rounds = (int)sptest::Scaled(60), threads = 3;
+  long lost = 0, accepted_all = 0;
+  for (int round = 0; round < rounds; round++) {
+    sp_config_t cfg;
+    sp_config_init(&cfg);
+    cfg.workers = 1 + round % 2;
+    sp_runtime_t *rt;
+    ASSERT_EQ(0, sp_runtime_create(&rt, &cfg));
+    std::atomic<long> ran{0}, accepted{0};
+    std::atomic<int> started{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; t++)
+      ts.emplace_back([&] {
+        started.fetch_add(1);
+        sp_spawn_opts_t o = {"late", 0, 1};
+        for (;;) {
+          int rc = sp_spawn(rt, nullptr, [](void *a) -> void * {
+            static_cast<std::atomic<long> *>(a)->fetch_add(1);
+            return nullptr;
+          }, &ran, &o);
+          if (rc == -ECANCELED) return;
+          ASSERT_EQ(0, rc) << sp_strerror(rc);
+          accepted.fetch_add(1);
+        }
+      });
+    while (started.load() < threads) std::this_thread::yield();
+    ASSERT_EQ(0, sp_runtime_shutdown(rt, SP_FOREVER));
+    long done_at_shutdown = ran.load();
+    for (auto &t : ts) t.join();  // each saw -ECANCELED
+    lost += accepted.load() - done_at_shutdown;
+    accepted_all += accepted.load();
+    ASSERT_EQ(0, sp_runtime_destroy(rt));
+  }
+  EXPECT_EQ(0, lost) << "fibers accepted but not run when shutdown returned";
+  EXPECT_GT(accepted_all, 0) << "no spawn got in before the shutdown";
+}
+
 TEST(RuntimeTest, Configuration) {
   sp_runtime_t *rt = nullptr;
   EXPECT_EQ(-EINVAL, sp_runtime_create(nullptr, nullptr));
