@@ -391,6 +391,9 @@ void sp__switch_from(sp__worker_t *w, enum sp__action action) {
   if (!next && action == ACT_YIELD && w->tick % SP__GLOBAL_EVERY != 0 && !w->rt->cfg.migrate &&
       f->pinned < 0)
     return; /* nothing else to run here: yielding is a no-op */
+  /* S9 on f's stack, while w->cur still names f: a fault there (f's stack
+   * overflowing) is reported as f's, not as the worker's */
+  if (next && __builtin_expect(!next->ctx.fctx, 0)) first_run(w, next);
   w->prev = f;
   w->prev_action = action;
   STORE(&w->cur, NULL, RELAXED);
