@@ -37,11 +37,17 @@ bool KernelHasGuardInstall() {  // MADV_GUARD_INSTALL arrived in Linux 6.13
   return major > 6 || (major == 6 && minor >= 13);
 }
 
-TEST(StackPool, ReusesFreedStacks) {
+// A stack pool with one worker's cache, destroyed after the test.
+class StackPool : public testing::Test {
+ protected:
+  void SetUp() override { sp__stack_pool_init(&pool); }
+  void TearDown() override { sp__stack_pool_destroy(&pool); }
   sp__stack_pool_t pool;
-  sp__stack_pool_init(&pool);
   sp__stack_cache_t cache{};
   const char *why = nullptr;
+};
+
+TEST_F(StackPool, ReusesFreedStacks) {
   sp__stack_t a, b, c;
   ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, 20000, &a, &why));
   EXPECT_EQ(32u * 1024, a.size) << "rounded up to the size class";
@@ -66,18 +72,13 @@ TEST(StackPool, ReusesFreedStacks) {
   sp__stack_cache_drain(&pool, &cache);  // folds the cache's count into the pool's
   EXPECT_EQ(0, pool.in_use);
   EXPECT_EQ(0, cache.used);
-  sp__stack_pool_destroy(&pool);
 }
 
 // A fiber spawned on a fresh stack (no fiber has run on it) trades it at
 // its first run for the used one on top of its worker's cache of the same
 // class (sched.c S9) and leaves its own in that place, still marked fresh
 // (K4) wherever it goes next.
-TEST(StackPool, SwapTradesAFreshStackForTheOneFreedLast) {
-  sp__stack_pool_t pool;
-  sp__stack_pool_init(&pool);
-  sp__stack_cache_t cache{};
-  const char *why = nullptr;
+TEST_F(StackPool, SwapTradesAFreshStackForTheOneFreedLast) {
   sp__stack_t a, b, fresh, other, big;
   ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &a, &why));
   ASSERT_EQ(0, sp__stack_alloc(&pool, &cache, SP_STACK_MIN, &b, &why));
@@ -140,16 +141,11 @@ TEST(StackPool, SwapTradesAFreshStackForTheOneFreedLast) {
     }
   }
   EXPECT_EQ(1, fresh_seen);
-  sp__stack_pool_destroy(&pool);
 }
 
 // A trade just before leaves a fresh stack on top, above the used one
 // freed last: the next trade looks past it (a few entries deep).
-TEST(StackPool, SwapLooksPastAFreshTop) {
-  sp__stack_pool_t pool;
-  sp__stack_pool_init(&pool);
-  sp__stack_cache_t cache{};
-  const char *why = nullptr;
+TEST_F(StackPool, SwapLooksPastAFreshTop) {
   sp__stack_t u1, u2, s1, s2, s3;
   for (sp__stack_t *s : {&u1, &u2, &s1, &s2, &s3})
     ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, s, &why));
@@ -184,17 +180,12 @@ TEST(StackPool, SwapLooksPastAFreshTop) {
   sp__stack_swap_cached(&deep, &d[5]);
   EXPECT_EQ(d[1].lo, d[5].lo);
   EXPECT_EQ(d5_lo, Untag(deep.slot[0][1]));
-  sp__stack_pool_destroy(&pool);
 }
 
 // A full cache (arch/stack.c K5) sends its fresh stacks to the pool first
 // and keeps the one being freed; full of used stacks, it sends that one and
 // its newer half, and keeps the older half.
-TEST(StackPool, FullCacheSpillsFreshStacksFirst) {
-  sp__stack_pool_t pool;
-  sp__stack_pool_init(&pool);
-  sp__stack_cache_t cache{};
-  const char *why = nullptr;
+TEST_F(StackPool, FullCacheSpillsFreshStacksFirst) {
   const int full = SP__STACK_CACHE, half = SP__STACK_CACHE / 2;
   std::vector<sp__stack_t> s(2 * full + 2);
   for (auto &x : s) ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, SP_STACK_MIN, &x, &why));
@@ -259,21 +250,16 @@ TEST(StackPool, FullCacheSpillsFreshStacksFirst) {
   ASSERT_EQ(half, most.n[0]);
   for (int i = 0; i < half; i++) EXPECT_EQ(used_lo[i], most.slot[0][i]) << "the oldest used stay";
   EXPECT_EQ(pooled + (size_t)(full + 1 - half), pool.nfree[0]);
-  sp__stack_pool_destroy(&pool);
 }
 
-TEST(StackPool, ManyStacksFewMapEntries) {
+TEST_F(StackPool, ManyStacksFewMapEntries) {
   if (!KernelHasGuardInstall()) GTEST_SKIP() << "kernel lacks MADV_GUARD_INSTALL (< 6.13)";
-  sp__stack_pool_t pool;
-  sp__stack_pool_init(&pool);
   int before = MapCount();
   const int n = 100000;  // more than vm.max_map_count / 2 would allow with mprotect
   std::vector<sp__stack_t> st(n);
-  const char *why = nullptr;
   for (int i = 0; i < n; i++) ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 16384, &st[i], &why)) << why;
   EXPECT_LT(MapCount() - before, 100) << "guard pages cost map entries";
   for (auto &s : st) sp__stack_free(&pool, nullptr, s);
-  sp__stack_pool_destroy(&pool);
 }
 
 void *Crash(void *) {
@@ -306,14 +292,11 @@ TEST(StackGuard, CrashNamesTheFiber) {
 }
 
 // The fallback for kernels before 6.13: mprotect, one map entry per guard.
-TEST(StackPool, MprotectFallbackGuards) {
-  sp__stack_pool_t pool;
-  sp__stack_pool_init(&pool);
+TEST_F(StackPool, MprotectFallbackGuards) {
   pool.guard_mode = SP__GUARD_MPROTECT;
   int before = MapCount();
   const int n = 100;
   std::vector<sp__stack_t> st(n);
-  const char *why = nullptr;
   for (auto &s : st) {
     ASSERT_EQ(0, sp__stack_alloc(&pool, nullptr, 16384, &s, &why)) << why;
     memset(s.lo, 1, s.size);
@@ -321,7 +304,6 @@ TEST(StackPool, MprotectFallbackGuards) {
   EXPECT_EQ(SP__GUARD_MPROTECT, pool.guard_mode);
   EXPECT_GE(MapCount() - before, n) << "each mprotect guard splits the mapping";
   for (auto &s : st) sp__stack_free(&pool, nullptr, s);
-  sp__stack_pool_destroy(&pool);
 }
 
 void TouchBelowMprotectStack() {
