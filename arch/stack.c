@@ -153,10 +153,11 @@ static int install_guard(sp__stack_pool_t *p, char *g, const char **why) {
      * madvise works (another thread may have just found it does) is one */
     int e = errno;
     bool refused = e == EINVAL || e == EPERM || e == ENOSYS;
-    if (mode == SP__GUARD_MADVISE || !refused ||
-        (!__atomic_compare_exchange_n(&p->guard_mode, &un, SP__GUARD_MPROTECT, false,
-                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
-         un == SP__GUARD_MADVISE)) {
+    bool fallback = mode == SP__GUARD_UNPROBED && refused;
+    if (fallback && !__atomic_compare_exchange_n(&p->guard_mode, &un, SP__GUARD_MPROTECT, false,
+                                                 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      fallback = un == SP__GUARD_MPROTECT; /* another thread's probe decided */
+    if (!fallback) {
       *why = "madvise(MADV_GUARD_INSTALL) failed";
       return -ENOMEM;
     }
@@ -340,11 +341,8 @@ void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s
 }
 
 void sp__stack_swap_cached(sp__stack_cache_t *cache, sp__stack_t *s) {
-  size_t size = s->size; /* a class's size is a power of two: its class is a shift */
-  if (!s->fresh || (size & (size - 1)) != 0 || size < CLASS_MIN ||
-      size > class_size(SP__STACK_CLASSES - 1))
-    return;
-  int k = __builtin_ctzl(size) - __builtin_ctzl(CLASS_MIN);
+  int k = class_of(s->size);
+  if (!s->fresh || k < 0 || class_size(k) != s->size) return;
   /* the used stack nearest the top: a trade just before may have left a
    * fresh one on top, above the stack freed last */
   void **c = cache->slot[k];

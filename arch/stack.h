@@ -77,10 +77,9 @@ void sp__stack_free(sp__stack_pool_t *p, sp__stack_cache_t *cache, sp__stack_t s
  * looking a few entries down (the one freed last: resident, and likely in
  * the CPU's caches), and puts *s there in its place, still marked fresh.
  * No-op when *s is not fresh or has no class, or no used stack is that
- * near the top. Lets a
- * fiber spawned long before it first runs use a warm stack: a spawner that
- * queues 100k fibers on one worker before any runs then touches a few
- * stacks' pages, not 100k.
+ * near the top. Lets a fiber spawned long before it first runs use a warm
+ * stack: a spawner that queues 100k fibers on one worker before any runs
+ * then touches a few stacks' pages, not 100k.
  * Runs on: the cache's owner. Locks: none. Switches: no. */
 void sp__stack_swap_cached(sp__stack_cache_t *cache, sp__stack_t *s);
 

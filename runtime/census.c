@@ -3,8 +3,9 @@
  * site, printed when the runtime is destroyed, so users can size stacks.
  *
  * Model: in debug mode a fiber's stack is painted with a byte pattern when
- * its context is made (at spawn, or at its first run: sched.c S9); when the fiber finishes, the lowest byte that no longer
- * holds the pattern marks the deepest point its stack reached. Results are
+ * its context is made (at spawn, or at its first run: sched.c S9); when
+ * the fiber finishes, the lowest byte that no longer holds the pattern
+ * marks the deepest point its stack reached. Results are
  * kept per spawn site (file, line) in a small table under a lock.
  * Invariants:
  *   N1  Paint happens before the context is prepared on the stack; the scan

@@ -47,12 +47,13 @@
  *       that then computes without yielding still gets run elsewhere.
  *   S9  A fiber spawned on a fresh stack (no fiber has run on it: its
  *       pages are untouched) gets no context at spawn; its ctx.fctx stays
- *       NULL until take() makes it, on that stack or on a used one near
- *       the top of w's stack cache, traded for it (arch/stack.c). So fibers
- *       queued long before they run touch few stacks. A queued fiber's
- *       fctx is NULL only then: after_switch stores it before a
- *       switched-out fiber can be queued. Other fibers get their context
- *       at spawn, where touching the stack's top costs nothing.
+ *       NULL until first_run() makes it, just before the switch to it, on
+ *       that stack or on a used one near the top of w's stack cache,
+ *       traded for it (arch/stack.c). So fibers queued long before they
+ *       run touch few stacks. A queued fiber's fctx is NULL only then:
+ *       after_switch stores it before a switched-out fiber can be queued.
+ *       Other fibers get their context at spawn, where touching the
+ *       stack's top costs nothing.
  * Locks: idle_lock (rank IDLE) may be taken under a timer heap lock (wake
  *   from a timer callback); nothing is taken under idle_lock.
  * Rejected: always switching through the sched context (two jumps per
@@ -345,9 +346,8 @@ __attribute__((noinline)) static void first_run(sp__worker_t *w, struct sp_fiber
   sp__fiber_prepare(f);
 }
 
-/* Marks f as running on w. */
+/* Marks f as running on w. f's context exists (S9). */
 static void take(sp__worker_t *w, struct sp_fiber *f) {
-  if (__builtin_expect(!f->ctx.fctx, 0)) first_run(w, f);
   STORE(&w->cur, f, RELEASE); /* thieves, dump and watchdog read it (acquire) */
   w->io_nowait_budget = SP__IO_NOWAIT_BUDGET; /* io/ops.c O3: a fresh turn */
   sp__fset(f, F_RUNNING);
@@ -618,6 +618,7 @@ static void *worker_main(void *arg) {
   sp__io_worker_init(w); /* its ring: created on this thread (SINGLE_ISSUER) */
   struct sp_fiber *f;
   while ((f = find_runnable(w)) != NULL) {
+    if (!f->ctx.fctx) first_run(w, f); /* S9 */
     take(w, f);
     w->prev = NULL;
     transfer_t t = sp__ctx_jump(&f->ctx, NULL);
